@@ -1,0 +1,115 @@
+"""The command line: ``morelia-trio serve`` and ``morelia-trio data info DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import math
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from . import __version__
+from .config import Config
+from .journal import DataDamaged, StorageFailed
+from .recovery import recover
+from .server import serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="morelia-trio", description="A MoreliaTalk server.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    defaults = Config()
+    run = commands.add_parser("serve", help="serve MoreliaTalk over WebSocket at /ws")
+    run.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
+    run.add_argument("--port", type=int, default=defaults.port,
+                     help="port to listen on; 0 picks a free one (%(default)s)")
+    run.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                     help="where snapshots and the journal live (%(default)s)")
+    run.add_argument("--snapshot-interval", type=float, default=defaults.snapshot_interval,
+                     help="seconds between snapshots; 'inf' for only on shutdown (%(default)s)")
+    run.add_argument("--fsync", choices=["always", "batch", "off"], default=defaults.fsync,
+                     help="journal durability: always = on disk before the reply (default); "
+                          "batch = synced every --fsync-batch-ms; off = tests only")
+    run.add_argument("--fsync-batch-ms", type=float, default=defaults.fsync_batch_ms,
+                     help="with --fsync batch: the most a power loss can lose (%(default)s)")
+    run.add_argument("--log-level", default=defaults.log_level,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(%(default)s)")
+
+    data = commands.add_parser("data", help="inspect a data directory")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    info = data_commands.add_parser("info", help="what a data directory holds, and any damage")
+    info.add_argument("directory", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "data":
+        return data_info(args.directory)
+    if args.snapshot_interval <= 0 or math.isnan(args.snapshot_interval):
+        print("morelia-trio: --snapshot-interval must be positive", file=sys.stderr)
+        return 2
+    config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
+                    snapshot_interval=args.snapshot_interval, fsync=args.fsync,
+                    fsync_batch_ms=args.fsync_batch_ms, log_level=args.log_level)
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        trio.run(serve_until_signalled, config)
+    except* DataDamaged as group:
+        for exc in group.exceptions:
+            print(f"morelia-trio: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except* StorageFailed as group:
+        for exc in group.exceptions:
+            print(f"morelia-trio: stopped: {exc}", file=sys.stderr)
+        return 1
+    except* KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+    return 0
+
+
+async def serve_until_signalled(config: Config) -> None:
+    """Serve until SIGTERM or Ctrl-C, then stop cleanly (serve writes a final snapshot)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, config)
+            async for signum in signals:
+                logging.getLogger(__name__).info("%s: stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def data_info(directory: Path) -> int:
+    if not directory.is_dir():
+        print(f"{directory}: not a directory", file=sys.stderr)
+        return 1
+    try:
+        state, report = recover(directory, repair=False)
+    except DataDamaged as exc:
+        print(f"damage: {exc}")
+        return 1
+    print(f"directory:        {directory}")
+    if report.snapshot_seq is None or report.snapshot_time is None:
+        print("snapshot:         none")
+    else:
+        taken = datetime.datetime.fromtimestamp(report.snapshot_time, datetime.UTC)
+        print(f"snapshot:         record {report.snapshot_seq}, taken {taken:%Y-%m-%d %H:%M:%S} UTC")
+    print(f"journal files:    {', '.join(report.journal_files) or 'none'}")
+    print(f"journal records:  {report.journal_records} ({report.replayed} after the snapshot)")
+    print(f"last record:      {state.seq}")
+    print(f"users:            {len(state.users)}")
+    print(f"sessions:         {len(state.sessions)}")
+    print(f"flows:            {len(state.flows)}")
+    print(f"messages:         {len(state.messages)}")
+    for torn in report.torn:
+        print(f"torn tail:        {torn} (cut off on the next start)")
+    print(f"damage:           {'none' if not report.torn else 'a torn tail only'}")
+    return 0

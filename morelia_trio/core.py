@@ -1,0 +1,484 @@
+"""Every state transition and query. Sync, pure Python: no trio, no sockets, no clocks.
+
+Commands follow decide-then-apply: a command function checks the request against the state
+and returns the event that records it (raising a MoreliaError, before any change, when it is
+not allowed); ``apply`` then changes the state. The journal stores the same events, so replay
+after a restart runs exactly the code that ran live. Times and tokens come in as arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from typing import assert_never
+
+import msgspec
+
+from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from .models import (
+    AnyEvent,
+    Attachment,
+    Flow,
+    FlowAdded,
+    FlowType,
+    Message,
+    MessageDeleted,
+    MessageEdited,
+    MessageSent,
+    Session,
+    SessionOpened,
+    Snapshot,
+    User,
+    UserDeleted,
+    UserRegistered,
+)
+
+GENERAL_TITLE = "General"
+MAX_SESSIONS_PER_USER = 100  # the oldest session ends when a user logs in once more
+MAX_ID = 2**31 - 1
+
+# Kinds of entries in the change log, packed into one integer with the id.
+_MESSAGE, _FLOW, _USER = 0, 1, 2
+
+
+def hash_token(token: str) -> bytes:
+    """Tokens are kept only as SHA-256 digests: a leaked snapshot holds no usable token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Credentials(msgspec.Struct, frozen=True):
+    user_id: int | None
+    token: str | None
+
+
+class NewMessage(msgspec.Struct, kw_only=True):
+    text: str | None = None
+    picture: Attachment | None = None
+    video: Attachment | None = None
+    audio: Attachment | None = None
+    document: Attachment | None = None
+    emoji: Attachment | None = None
+    reply_to: int | None = None
+    client_id: str | None = None
+
+
+class Listing(msgspec.Struct, kw_only=True):
+    """What a query found, with what is needed to render it in either dialect."""
+
+    users: list[User] = []
+    flows: list[Flow] = []
+    messages: list[Message] = []
+    usernames: dict[int, str] = {}  # author id -> username, for every message listed
+    flow_types: dict[int, FlowType] = {}  # flow id -> type, for every message listed
+    partial: bool = False  # more matched than the cap allowed
+
+
+class State:
+    """Users, sessions, flows and messages, with the indexes the queries need."""
+
+    def __init__(self) -> None:
+        self.seq = 0  # journal sequence number of the last event applied
+        self.clock = 0.0  # latest event time: event times never go backwards
+        self.next_user_id = 1
+        self.next_flow_id = 1
+        self.next_message_id = 1
+        self.users: dict[int, User] = {}
+        self.logins: dict[str, int] = {}
+        self.sessions: dict[bytes, int] = {}  # token hash -> user id
+        self.user_sessions: dict[int, list[bytes]] = {}  # oldest first
+        self.flows: dict[int, Flow] = {}
+        self.public_flows: list[int] = []  # groups and channels, in id order
+        self.user_chats: dict[int, list[int]] = {}  # user id -> chats they belong to
+        self.messages: dict[int, Message] = {}
+        self.flow_messages: dict[int, list[int]] = {}  # flow id -> message ids, oldest first
+        # Change log for get_update: (time, key) in time order. An edit appends a new entry;
+        # entries whose item has changed since, or is gone, are skipped when read.
+        self.change_times = array("d")
+        self.change_keys = array("q")
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def authenticate(self, creds: Credentials) -> int:
+        """Return the user id the credentials prove, or raise Unauthorized."""
+        if creds.user_id is None or not creds.token:
+            raise Unauthorized("This request needs your user id and auth_id.")
+        owner = self.sessions.get(hash_token(creds.token))
+        if owner is None or owner != creds.user_id:
+            raise Unauthorized("The auth_id is not valid for this user; log in again.")
+        return owner
+
+    def now(self, wall_clock: float) -> float:
+        return max(wall_clock, self.clock)
+
+    def _change(self, time: float, kind: int, item_id: int) -> None:
+        self.change_times.append(time)
+        self.change_keys.append(item_id * 4 + kind)
+
+    def may_see(self, flow: Flow, user_id: int) -> bool:
+        return flow.type != "chat" or user_id in flow.users
+
+    def visible_flow(self, flow_id: int, user_id: int) -> Flow:
+        flow = self.flows.get(flow_id)
+        if flow is None or not self.may_see(flow, user_id):
+            raise NotFound(f"There is no flow {flow_id}.")
+        return flow
+
+    def visible_message(self, message_id: int, user_id: int) -> Message:
+        message = self.messages.get(message_id)
+        if message is None or not self.may_see(self.flows[message.flow_id], user_id):
+            raise NotFound(f"There is no message {message_id}.")
+        return message
+
+    def visible_flow_ids(self, user_id: int) -> list[int]:
+        return sorted(itertools.chain(self.public_flows, self.user_chats.get(user_id, ())))
+
+
+# --- commands: check, then return the event ---------------------------------------------------
+
+
+def bootstrap(state: State, now: float) -> FlowAdded | None:
+    """A brand-new server gets one public group, so clients that expect a flow find one."""
+    if state.seq or state.flows:
+        return None
+    general = Flow(id=state.next_flow_id, type="group", title=GENERAL_TITLE, time=now,
+                   info="Everyone can read and write here.")
+    return FlowAdded(time=state.now(now), flow=general)
+
+
+def register_user(
+    state: State,
+    login: str,
+    password_hash: str,
+    username: str | None,
+    email: str | None,
+    token: str,
+    now: float,
+) -> UserRegistered:
+    if login in state.logins:
+        raise Conflict(f"The login {login!r} is taken already.")
+    if state.next_user_id > MAX_ID:
+        raise Conflict("This server cannot hold more users.")
+    time = state.now(now)
+    user = User(id=state.next_user_id, login=login, password_hash=password_hash,
+                username=username or login, email=email, time=time)
+    return UserRegistered(time=time, user=user, token_hash=hash_token(token))
+
+
+def find_login(state: State, login: str) -> tuple[int, str]:
+    """Return (user id, password hash) for a login, so the caller can verify off the owner."""
+    user_id = state.logins.get(login)
+    if user_id is None:
+        raise NotFound(f"There is no user with the login {login!r}.")
+    return user_id, state.users[user_id].password_hash
+
+
+def open_session(state: State, user_id: int, password_hash: str, token: str, now: float
+                 ) -> SessionOpened:
+    _check_unchanged(state, user_id, password_hash)
+    return SessionOpened(time=state.now(now), user_id=user_id, token_hash=hash_token(token))
+
+
+def delete_user(state: State, user_id: int, password_hash: str, now: float) -> UserDeleted:
+    _check_unchanged(state, user_id, password_hash)
+    return UserDeleted(time=state.now(now), user_id=user_id)
+
+
+def _check_unchanged(state: State, user_id: int, password_hash: str) -> None:
+    # The password was verified outside the owner; make sure the account it was verified
+    # against is still the same one (it may have been deleted, and its login taken again).
+    user = state.users.get(user_id)
+    if user is None or user.password_hash != password_hash:
+        raise NotFound("This user does not exist any more.")
+
+
+def add_flow(
+    state: State,
+    creds: Credentials,
+    flow_type: FlowType,
+    title: str,
+    info: str | None,
+    members: list[int],
+    now: float,
+) -> FlowAdded:
+    owner = state.authenticate(creds)
+    users = sorted({owner, *members})
+    if flow_type == "chat":
+        if owner not in members and members:
+            raise Forbidden("You can only create a chat that you are a member of.")
+        if len(users) > 2:
+            raise BadRequest("A chat has at most two members; create a group instead.")
+    for user_id in users:
+        if user_id not in state.users:
+            raise NotFound(f"There is no user {user_id}.")
+    if state.next_flow_id > MAX_ID:
+        raise Conflict("This server cannot hold more flows.")
+    time = state.now(now)
+    flow = Flow(id=state.next_flow_id, type=flow_type, title=title, info=info, owner=owner,
+                users=tuple(users), time=time)
+    return FlowAdded(time=time, flow=flow)
+
+
+def send_message(state: State, creds: Credentials, flow_id: int, new: NewMessage, now: float
+                 ) -> MessageSent:
+    author = state.authenticate(creds)
+    flow = state.visible_flow(flow_id, author)
+    if flow.type == "channel" and flow.owner != author:
+        raise Forbidden("Only the owner of a channel writes to it.")
+    if new.reply_to is not None:
+        quoted = state.messages.get(new.reply_to)
+        if quoted is None or quoted.flow_id != flow_id:
+            raise NotFound(f"There is no message {new.reply_to} in this flow to reply to.")
+    if state.next_message_id > MAX_ID:
+        raise Conflict("This server cannot hold more messages.")
+    time = state.now(now)
+    message = Message(
+        id=state.next_message_id, flow_id=flow_id, author_id=author, time=time,
+        text=new.text, picture=new.picture, video=new.video, audio=new.audio,
+        document=new.document, emoji=new.emoji, reply_to=new.reply_to, client_id=new.client_id,
+    )
+    return MessageSent(time=time, message=message)
+
+
+def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None
+                 ) -> Message:
+    user_id = state.authenticate(creds)
+    message = state.visible_message(message_id, user_id)
+    if flow_id is not None and message.flow_id != flow_id:
+        raise NotFound(f"There is no message {message_id} in flow {flow_id}.")
+    if message.author_id != user_id:
+        raise Forbidden("Only the author of a message may change or delete it.")
+    return message
+
+
+def edit_message(state: State, creds: Credentials, message_id: int, flow_id: int | None,
+                 text: str, now: float) -> MessageEdited:
+    message = _own_message(state, creds, message_id, flow_id)
+    return MessageEdited(time=state.now(now), message_id=message.id, text=text)
+
+
+def delete_message(state: State, creds: Credentials, message_id: int, flow_id: int | None,
+                   now: float) -> MessageDeleted:
+    message = _own_message(state, creds, message_id, flow_id)
+    return MessageDeleted(time=state.now(now), message_id=message.id)
+
+
+# --- applying events --------------------------------------------------------------------------
+
+
+def apply(state: State, event: AnyEvent) -> None:
+    """Change the state as the event records. Never raises on an event a command returned."""
+    state.clock = max(state.clock, event.time)
+    match event:
+        case UserRegistered(user=user, token_hash=token_hash):
+            state.users[user.id] = user
+            state.logins[user.login] = user.id
+            state.next_user_id = max(state.next_user_id, user.id + 1)
+            _add_session(state, user.id, token_hash)
+            state._change(event.time, _USER, user.id)
+        case SessionOpened(user_id=user_id, token_hash=token_hash):
+            _add_session(state, user_id, token_hash)
+        case UserDeleted(user_id=user_id):
+            user = state.users.pop(user_id)
+            del state.logins[user.login]
+            for token_hash in state.user_sessions.pop(user_id, ()):
+                del state.sessions[token_hash]
+        case FlowAdded(flow=flow):
+            state.flows[flow.id] = flow
+            state.flow_messages[flow.id] = []
+            state.next_flow_id = max(state.next_flow_id, flow.id + 1)
+            if flow.type == "chat":
+                for user_id in flow.users:
+                    state.user_chats.setdefault(user_id, []).append(flow.id)
+            else:
+                state.public_flows.append(flow.id)
+            state._change(event.time, _FLOW, flow.id)
+        case MessageSent(message=message):
+            state.messages[message.id] = message
+            state.flow_messages[message.flow_id].append(message.id)
+            state.next_message_id = max(state.next_message_id, message.id + 1)
+            state._change(event.time, _MESSAGE, message.id)
+        case MessageEdited(message_id=message_id, text=text):
+            state.messages[message_id] = msgspec.structs.replace(
+                state.messages[message_id], text=text, edited_time=event.time)
+            state._change(event.time, _MESSAGE, message_id)
+        case MessageDeleted(message_id=message_id):
+            message = state.messages.pop(message_id)
+            ids = state.flow_messages[message.flow_id]
+            del ids[bisect_left(ids, message_id)]
+        case _:
+            assert_never(event)
+
+
+def _add_session(state: State, user_id: int, token_hash: bytes) -> None:
+    state.sessions[token_hash] = user_id
+    tokens = state.user_sessions.setdefault(user_id, [])
+    tokens.append(token_hash)
+    if len(tokens) > MAX_SESSIONS_PER_USER:
+        del state.sessions[tokens.pop(0)]
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def ping(state: State, creds: Credentials) -> None:
+    state.authenticate(creds)
+
+
+def user_info(state: State, creds: Credentials, others: list[int]) -> Listing:
+    """The requester's own profile first, then every other named user's."""
+    me = state.authenticate(creds)
+    found = [state.users[me]]
+    for user_id in others:
+        user = state.users.get(user_id)
+        if user is None:
+            raise NotFound(f"There is no user {user_id}.")
+        found.append(user)
+    return Listing(users=found)
+
+
+def all_flow(state: State, creds: Credentials) -> Listing:
+    user_id = state.authenticate(creds)
+    return Listing(flows=[state.flows[i] for i in state.visible_flow_ids(user_id)])
+
+
+def all_messages(state: State, creds: Credentials, flow_id: int | None, since: float, cap: int
+                 ) -> Listing:
+    """Messages with time >= since, oldest first, in one flow or every flow one may read."""
+    user_id = state.authenticate(creds)
+    if flow_id is not None:
+        flow_ids = [state.visible_flow(flow_id, user_id).id]
+    else:
+        flow_ids = state.visible_flow_ids(user_id)
+    streams = [_messages_since(state, i, since) for i in flow_ids]
+    found = list(itertools.islice(
+        heapq.merge(*streams, key=lambda m: (m.time, m.id)) if len(streams) > 1
+        else itertools.chain(*streams),
+        cap + 1,
+    ))
+    return _listing(state, messages=found[:cap], partial=len(found) > cap)
+
+
+def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Message]:
+    ids = state.flow_messages[flow_id]
+    messages = state.messages
+    start = bisect_left(ids, since, key=lambda i: messages[i].time) if since > 0 else 0
+    return (messages[i] for i in itertools.islice(ids, start, None))
+
+
+def get_update(state: State, creds: Credentials, since: float, flow_id: int | None, cap: int
+               ) -> Listing:
+    """Everything visible that changed at or after ``since``, oldest change first."""
+    user_id = state.authenticate(creds)
+    visible = set(state.visible_flow_ids(user_id))
+    if flow_id is not None:
+        visible = {state.visible_flow(flow_id, user_id).id}
+    users: list[User] = []
+    flows: list[Flow] = []
+    messages: list[Message] = []
+    count = 0
+    partial = False
+    times, keys = state.change_times, state.change_keys
+    for index in range(bisect_left(times, since), len(times)):
+        time = times[index]
+        item_id, kind = divmod(keys[index], 4)
+        if kind == _MESSAGE:
+            message = state.messages.get(item_id)
+            if (message is None or message.flow_id not in visible
+                    or (message.edited_time or message.time) != time):
+                continue
+            item: object = message
+        elif kind == _FLOW:
+            if item_id not in visible:
+                continue
+            item = state.flows[item_id]
+        else:
+            user = state.users.get(item_id)
+            if user is None or flow_id is not None:
+                continue
+            item = user
+        if count == cap:
+            partial = True
+            break
+        count += 1
+        if isinstance(item, Message):
+            messages.append(item)
+        elif isinstance(item, Flow):
+            flows.append(item)
+        elif isinstance(item, User):
+            users.append(item)
+    return _listing(state, users=users, flows=flows, messages=messages, partial=partial)
+
+
+def _listing(state: State, *, users: Iterable[User] = (), flows: Iterable[Flow] = (),
+             messages: list[Message], partial: bool) -> Listing:
+    usernames: dict[int, str] = {}
+    flow_types: dict[int, FlowType] = {}
+    for message in messages:
+        author = state.users.get(message.author_id)
+        usernames[message.author_id] = author.username if author else DELETED_USERNAME
+        flow_types[message.flow_id] = state.flows[message.flow_id].type
+    return Listing(users=list(users), flows=list(flows), messages=messages,
+                   usernames=usernames, flow_types=flow_types, partial=partial)
+
+
+DELETED_USERNAME = "Deleted user"
+
+
+# --- snapshots --------------------------------------------------------------------------------
+
+
+class Capture(msgspec.Struct, frozen=True, kw_only=True):
+    """The state at one point, as references to its frozen records: cheap to take in the
+    owner, safe to encode elsewhere while the owner goes on (records are never changed)."""
+
+    seq: int
+    clock: float
+    next_user_id: int
+    next_flow_id: int
+    next_message_id: int
+    users: list[User]
+    flows: list[Flow]
+    sessions: list[Session]
+    messages: list[Message]
+    change_times: bytes
+    change_keys: bytes
+
+
+def capture(state: State) -> Capture:
+    return Capture(
+        seq=state.seq, clock=state.clock, next_user_id=state.next_user_id,
+        next_flow_id=state.next_flow_id, next_message_id=state.next_message_id,
+        users=list(state.users.values()), flows=list(state.flows.values()),
+        sessions=[Session(t, u) for t, u in state.sessions.items()],
+        messages=list(state.messages.values()),
+        change_times=state.change_times.tobytes(), change_keys=state.change_keys.tobytes(),
+    )
+
+
+def from_snapshot(snapshot: Snapshot) -> State:
+    """Rebuild the state and every index from a snapshot's records."""
+    state = State()
+    for flow in snapshot.flows:
+        apply(state, FlowAdded(time=flow.time, flow=flow))
+    for user in snapshot.users:
+        state.users[user.id] = user
+        state.logins[user.login] = user.id
+    for session in snapshot.sessions:
+        _add_session(state, session.user_id, session.token_hash)
+    messages, flow_messages = state.messages, state.flow_messages
+    for chunk in snapshot.message_chunks:
+        for message in chunk:
+            messages[message.id] = message
+            flow_messages[message.flow_id].append(message.id)
+    state.change_times = array("d", snapshot.change_times)
+    state.change_keys = array("q", snapshot.change_keys)
+    state.seq = snapshot.seq
+    state.clock = snapshot.clock
+    state.next_user_id = snapshot.next_user_id
+    state.next_flow_id = snapshot.next_flow_id
+    state.next_message_id = snapshot.next_message_id
+    return state

@@ -1,0 +1,260 @@
+"""The journal: every event, appended and made durable before anyone hears of it.
+
+A data directory holds ``journal-<first seq>.log`` files of records, each record being
+
+    length u32 | seq u64 | payload crc32 u32 | header crc32 u32 | payload (msgpack event)
+
+with consecutive sequence numbers. A snapshot covers every record up to its ``seq``; the
+files it covers are deleted after it is safely written. The pure part (``encode_record``,
+``scan``) knows nothing of trio; ``Journal`` is the writer task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import trio
+
+from .config import FsyncMode
+from .errors import ServiceUnavailable
+from .models import AnyEvent
+
+log = logging.getLogger(__name__)
+
+HEADER: Final = struct.Struct("<IQII")
+MAX_RECORD: Final = 64 * 1024 * 1024  # no event comes near this; a bigger length is damage
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+
+
+class DataDamaged(Exception):
+    """A data file is damaged somewhere a crash cannot explain: refuse to guess."""
+
+    def __init__(self, path: Path, offset: int, reason: str) -> None:
+        super().__init__(f"{path}: {reason} at byte offset {offset}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+class StorageFailed(Exception):
+    """Writing or syncing the journal failed: the server must stop acknowledging."""
+
+
+def encode_record(seq: int, payload: bytes) -> bytes:
+    head = struct.pack("<IQI", len(payload), seq, zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def decode_event(payload: bytes) -> AnyEvent:
+    return _decoder.decode(payload)
+
+
+def journal_name(first_seq: int) -> str:
+    return f"journal-{first_seq:016d}.log"
+
+
+def journal_files(directory: Path) -> list[tuple[int, Path]]:
+    """The journal files in a directory, as (first seq, path), oldest first."""
+    found = []
+    for path in directory.glob("journal-*.log"):
+        number = path.name[len("journal-"):-len(".log")]
+        if number.isdigit():
+            found.append((int(number), path))
+    return sorted(found)
+
+
+class Scan(msgspec.Struct):
+    records: list[tuple[int, bytes]]  # (seq, payload)
+    end: int  # offset just past the last good record
+    torn: str | None = None  # why the bytes after ``end`` were taken for a torn write
+
+
+def scan(data: bytes, path: Path) -> Scan:
+    """Split a journal file into records.
+
+    Only the end of a file may be damaged by a crash (the process died mid-write, or the
+    power failed before an fsync). What could be such a torn tail is reported in ``torn``;
+    damage anywhere else raises DataDamaged naming the file and offset.
+    """
+    records: list[tuple[int, bytes]] = []
+    offset = 0
+    size = len(data)
+    while offset < size:
+        rest = size - offset
+        if rest < HEADER.size:
+            return Scan(records, offset, f"{rest} bytes of an unfinished record header")
+        length, seq, payload_crc, header_crc = HEADER.unpack_from(data, offset)
+        if zlib.crc32(data[offset:offset + HEADER.size - 4]) != header_crc:
+            if not any(data[offset:]):
+                return Scan(records, offset, f"{rest} zero bytes after the last record")
+            raise DataDamaged(path, offset, "record header fails its checksum")
+        if length > MAX_RECORD:
+            raise DataDamaged(path, offset, f"record length {length} is impossible")
+        end = offset + HEADER.size + length
+        if end > size:
+            return Scan(records, offset, f"record {seq} is cut short ({rest} of "
+                                         f"{HEADER.size + length} bytes)")
+        payload = data[offset + HEADER.size:end]
+        if zlib.crc32(payload) != payload_crc:
+            if end == size:
+                return Scan(records, offset, f"the last record ({seq}) fails its checksum")
+            raise DataDamaged(path, offset, f"record {seq} fails its checksum")
+        records.append((seq, payload))
+        offset = end
+    return Scan(records, offset)
+
+
+# --- the writer -------------------------------------------------------------------------------
+
+
+class _Rotate(msgspec.Struct, frozen=True):
+    first_seq: int
+
+
+class Journal:
+    """Appends events and makes them durable, many callers sharing one fsync (group commit).
+
+    The state owner calls ``append`` (sync, never blocks); the writer task ``run`` does the
+    disk work in a worker thread; callers ``wait_durable`` before they acknowledge anything.
+    """
+
+    def __init__(self, directory: Path, next_seq: int, mode: FsyncMode = "always",
+                 batch_interval: float = 0.05) -> None:
+        self.directory = directory
+        self.mode = mode
+        self.batch_interval = batch_interval
+        self.appended = next_seq - 1  # the last sequence number handed out
+        self.durable = next_seq - 1  # the last one on disk, as the mode promises
+        self.failure: OSError | None = None
+        self._pending: list[bytes | _Rotate] = [_Rotate(next_seq)]
+        self._has_work = trio.Event()
+        self._progress = trio.Event()
+        self._fd: int | None = None
+        self._unsynced = False  # batch mode: written but not yet synced
+        self._last_sync = float("-inf")
+        self.batches = 0  # statistics: how many writes (and fsyncs) served the records
+
+    # --- the owner's side: sync, never blocks ---
+
+    def append(self, event: AnyEvent) -> int:
+        """Queue one event for the disk and return its sequence number."""
+        if self.failure is not None:
+            raise ServiceUnavailable("The server cannot store changes right now.")
+        self.appended += 1
+        self._pending.append(encode_record(self.appended, _encoder.encode(event)))
+        self._has_work.set()
+        return self.appended
+
+    def rotate(self) -> None:
+        """Start a new file with the next record (a snapshot covers everything before it)."""
+        self._pending.append(_Rotate(self.appended + 1))
+        self._has_work.set()
+
+    # --- the callers' side ---
+
+    async def wait_durable(self, seq: int) -> None:
+        """Return once record ``seq`` is as durable as the mode promises.
+
+        With fsync "always" that is on disk; "batch" and "off" acknowledge at once.
+        """
+        while self.durable < seq and self.mode == "always":
+            if self.failure is not None:
+                break
+            await self._progress.wait()
+        if self.failure is not None and self.durable < seq:
+            raise ServiceUnavailable("The server could not store this change.")
+
+    # --- the writer task ---
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write queued records until cancelled; raise StorageFailed on any disk error."""
+        task_status.started()
+        try:
+            while True:
+                if self._unsynced:  # batch mode: sync at most batch_interval after a write
+                    with trio.move_on_at(self._last_sync + self.batch_interval):
+                        await self._has_work.wait()
+                else:
+                    await self._has_work.wait()
+                await self.flush()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    async def flush(self) -> None:
+        """Write (and, as the mode says, sync) everything queued so far."""
+        items, self._pending = self._pending, []
+        self._has_work = trio.Event()
+        now = trio.current_time()
+        sync = self.mode == "always" or (
+            self.mode == "batch" and now >= self._last_sync + self.batch_interval)
+        last = self.appended
+        try:
+            await trio.to_thread.run_sync(self._write, items, sync)
+        except OSError as exc:
+            self.failure = exc
+            self._notify()
+            raise StorageFailed(f"the journal in {self.directory} could not be written: "
+                                f"{exc.strerror or exc}") from exc
+        if sync:
+            self._last_sync = now
+            self._unsynced = False
+        elif items:
+            self._unsynced = self.mode == "batch"
+        self.batches += 1
+        self.durable = last
+        self._notify()
+
+    def _notify(self) -> None:
+        progress, self._progress = self._progress, trio.Event()
+        progress.set()
+
+    def _write(self, items: list[bytes | _Rotate], sync: bool) -> None:
+        chunk: list[bytes] = []
+        for item in items:
+            if isinstance(item, _Rotate):
+                self._write_all(b"".join(chunk))
+                chunk = []
+                self._open(item.first_seq)
+            else:
+                chunk.append(item)
+        self._write_all(b"".join(chunk))
+        if sync and self._fd is not None:
+            os.fsync(self._fd)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            assert self._fd is not None
+            written = os.write(self._fd, view)  # a short write is retried, never dropped
+            view = view[written:]
+
+    def _open(self, first_seq: int) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+        path = self.directory / journal_name(first_seq)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fsync_directory(self.directory)  # the new name itself must survive a crash
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_events(records: list[tuple[int, bytes]]) -> Iterator[tuple[int, AnyEvent]]:
+    for seq, payload in records:
+        yield seq, decode_event(payload)

@@ -1,0 +1,112 @@
+"""serve(): the whole server in one nursery, for the command line and for tests alike."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import msgspec
+import trio
+from trio_websocket import serve_websocket
+
+from . import core, snapshots
+from .auth import Passwords
+from .config import Config
+from .connection import WS_PATH, serve_connection
+from .handlers import Context
+from .journal import Journal
+from .recovery import recover, remove_covered_journals
+from .store import Store, run_store
+
+log = logging.getLogger(__name__)
+
+
+class Running(msgspec.Struct, frozen=True):
+    """What ``nursery.start(serve, config)`` returns once the server accepts connections."""
+
+    host: str
+    port: int
+    store: Store
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+
+async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
+                ) -> None:
+    """Serve MoreliaTalk until cancelled, then write a final snapshot.
+
+    Supports ``running = await nursery.start(serve, config)``.
+
+    Raises:
+        DataDamaged: the data directory holds damage that recovery must not guess about.
+        StorageFailed: the journal could not be written (the server stopped acknowledging).
+    """
+    directory = config.data_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    state, report = await trio.to_thread.run_sync(recover, directory)
+    log.info("Loaded %s: snapshot at record %s, %d journal records replayed",
+             directory, report.snapshot_seq, report.replayed)
+    journal = Journal(directory, state.seq + 1, config.fsync, config.fsync_batch_ms / 1000)
+    orderly = True
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(journal.run)
+            store: Store = await nursery.start(run_store, state, journal)
+            await store.call(core.bootstrap, time.time())
+            if math.isfinite(config.snapshot_interval):
+                nursery.start_soon(snapshot_forever, store, directory, config.snapshot_interval)
+            ctx = Context(store=store, passwords=Passwords(config.argon2, config.hash_threads),
+                          limits=config.limits)
+            listener = await nursery.start(partial(
+                serve_websocket, partial(serve_connection, ctx=ctx), config.host, config.port,
+                None, max_message_size=config.limits.max_frame_bytes,
+            ))
+            running = Running(config.host, listener.port, store)
+            log.info("Serving MoreliaTalk on %s", running.url)
+            task_status.started(running)
+    except BaseException as exc:
+        orderly = _is_shutdown(exc)
+        raise
+    finally:
+        # Every task has exited, so nobody else touches `state`. After a crash or a disk
+        # failure the journal already holds everything acknowledged: leave the files be.
+        if orderly and journal.failure is None:
+            with trio.CancelScope(shield=True):
+                await write_snapshot(core.capture(state), directory)
+            log.info("Final snapshot written at record %d", state.seq)
+
+
+def _is_shutdown(exc: BaseException) -> bool:
+    """Cancellation or Ctrl-C is an orderly stop; anything else is a crash."""
+    stops = (trio.Cancelled, KeyboardInterrupt, SystemExit)
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(stops)[1] is None
+    return isinstance(exc, stops)
+
+
+async def write_snapshot(capture: core.Capture, directory: Path) -> None:
+    """Encode and write a snapshot off the trio thread, then drop the journals it covers."""
+    def write() -> None:
+        data = snapshots.encode(capture, time.time())
+        snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
+        remove_covered_journals(directory, capture.seq)
+
+    await trio.to_thread.run_sync(write)
+
+
+async def snapshot_forever(store: Store, directory: Path, interval: float) -> None:
+    """Snapshot every ``interval`` seconds while anything has changed."""
+    last = store.journal.appended
+    while True:
+        await trio.sleep(interval)
+        if store.journal.appended == last:
+            continue
+        capture = await store.capture()
+        await write_snapshot(capture, directory)
+        last = capture.seq
+        log.debug("Snapshot written at record %d", last)
