@@ -25,8 +25,10 @@ class Passwords:
 
     def __init__(self, params: Argon2Params, threads: int) -> None:
         self._hasher = argon2.PasswordHasher(
-            time_cost=params.time_cost, memory_cost=params.memory_cost,
-            parallelism=params.parallelism, type=argon2.Type.ID,
+            time_cost=params.time_cost,
+            memory_cost=params.memory_cost,
+            parallelism=params.parallelism,
+            type=argon2.Type.ID,
         )
         self.limiter = trio.CapacityLimiter(threads)
         self.computed = 0  # statistics: hashes computed or verified
@@ -37,8 +39,9 @@ class Passwords:
 
     async def verify(self, password_hash: str, password: str) -> bool:
         self.computed += 1
-        return await trio.to_thread.run_sync(self._verify, password_hash, password,
-                                             limiter=self.limiter)
+        return await trio.to_thread.run_sync(
+            self._verify, password_hash, password, limiter=self.limiter
+        )
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

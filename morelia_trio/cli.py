@@ -28,19 +28,43 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = Config()
     run = commands.add_parser("serve", help="serve MoreliaTalk over WebSocket at /ws")
     run.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
-    run.add_argument("--port", type=int, default=defaults.port,
-                     help="port to listen on; 0 picks a free one (%(default)s)")
-    run.add_argument("--data-dir", type=Path, default=defaults.data_dir,
-                     help="where snapshots and the journal live (%(default)s)")
-    run.add_argument("--snapshot-interval", type=float, default=defaults.snapshot_interval,
-                     help="seconds between snapshots; 'inf' for only on shutdown (%(default)s)")
-    run.add_argument("--fsync", choices=["always", "batch", "off"], default=defaults.fsync,
-                     help="journal durability: always = on disk before the reply (default); "
-                          "batch = synced every --fsync-batch-ms; off = tests only")
-    run.add_argument("--fsync-batch-ms", type=float, default=defaults.fsync_batch_ms,
-                     help="with --fsync batch: the most a power loss can lose (%(default)s)")
-    run.add_argument("--log-level", default=defaults.log_level,
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(%(default)s)")
+    run.add_argument(
+        "--port",
+        type=int,
+        default=defaults.port,
+        help="port to listen on; 0 picks a free one (%(default)s)",
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=defaults.data_dir,
+        help="where snapshots and the journal live (%(default)s)",
+    )
+    run.add_argument(
+        "--snapshot-interval",
+        type=float,
+        default=defaults.snapshot_interval,
+        help="seconds between snapshots; 'inf' for only on shutdown (%(default)s)",
+    )
+    run.add_argument(
+        "--fsync",
+        choices=["always", "batch", "off"],
+        default=defaults.fsync,
+        help="journal durability: always = on disk before the reply (default); "
+        "batch = synced every --fsync-batch-ms; off = tests only",
+    )
+    run.add_argument(
+        "--fsync-batch-ms",
+        type=float,
+        default=defaults.fsync_batch_ms,
+        help="with --fsync batch: the most a power loss can lose (%(default)s)",
+    )
+    run.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="(%(default)s)",
+    )
 
     data = commands.add_parser("data", help="inspect a data directory")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -56,24 +80,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.snapshot_interval <= 0 or math.isnan(args.snapshot_interval):
         print("morelia-trio: --snapshot-interval must be positive", file=sys.stderr)
         return 2
-    config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
-                    snapshot_interval=args.snapshot_interval, fsync=args.fsync,
-                    fsync_batch_ms=args.fsync_batch_ms, log_level=args.log_level)
-    logging.basicConfig(level=config.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        snapshot_interval=args.snapshot_interval,
+        fsync=args.fsync,
+        fsync_batch_ms=args.fsync_batch_ms,
+        log_level=args.log_level,
+    )
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    failures: list[str] = []
     try:
         trio.run(serve_until_signalled, config)
     except* DataDamaged as group:
-        for exc in group.exceptions:
-            print(f"morelia-trio: cannot start: {exc}", file=sys.stderr)
-        return 1
+        failures += [f"cannot start: {exc}" for exc in group.exceptions]
     except* StorageFailed as group:
-        for exc in group.exceptions:
-            print(f"morelia-trio: stopped: {exc}", file=sys.stderr)
-        return 1
+        failures += [f"stopped: {exc}" for exc in group.exceptions]
     except* KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        return 130
-    return 0
+        failures.append("interrupted")
+    for failure in failures:
+        print(f"morelia-trio: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 async def serve_until_signalled(config: Config) -> None:
@@ -101,7 +131,9 @@ def data_info(directory: Path) -> int:
         print("snapshot:         none")
     else:
         taken = datetime.datetime.fromtimestamp(report.snapshot_time, datetime.UTC)
-        print(f"snapshot:         record {report.snapshot_seq}, taken {taken:%Y-%m-%d %H:%M:%S} UTC")
+        print(
+            f"snapshot:         record {report.snapshot_seq}, taken {taken:%Y-%m-%d %H:%M:%S} UTC"
+        )
     print(f"journal files:    {', '.join(report.journal_files) or 'none'}")
     print(f"journal records:  {report.journal_records} ({report.replayed} after the snapshot)")
     print(f"last record:      {state.seq}")

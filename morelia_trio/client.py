@@ -1,10 +1,10 @@
 """A small async MoreliaTalk client (list dialect, as every real client speaks it).
 
-    async with open_client("ws://127.0.0.1:8000/ws") as client:
-        await client.register("ann", "secret")
-        flow = (await client.flows())[0]
-        await client.send(flow["id"], "Hello!")
-        print(await client.messages(flow["id"]))
+async with open_client("ws://127.0.0.1:8000/ws") as client:
+    await client.register("ann", "secret")
+    flow = (await client.flows())[0]
+    await client.send(flow["id"], "Hello!")
+    print(await client.messages(flow["id"]))
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ class Client:
     def _me(self) -> Frame:
         return {"uuid": self.user_id, "auth_id": self.token}
 
-    async def register(self, login: str, password: str, username: str | None = None,
-                       email: str | None = None) -> str:
+    async def register(
+        self, login: str, password: str, username: str | None = None, email: str | None = None
+    ) -> str:
         user = {"login": login, "password": password, "username": username, "email": email}
         return self._keep(await self.call("register_user", user=[user]))
 
@@ -78,15 +79,17 @@ class Client:
     async def flows(self) -> list[Frame]:
         return list((await self.call("all_flow"))["data"]["flow"])
 
-    async def add_flow(self, type_: str, title: str, users: list[str] | None = None,
-                       info: str | None = None) -> Frame:
+    async def add_flow(
+        self, type_: str, title: str, users: list[str] | None = None, info: str | None = None
+    ) -> Frame:
         flow = {"type": type_, "title": title, "info": info, "users": users}
         created: Frame = (await self.call("add_flow", flow=[flow]))["data"]["flow"][0]
         return created
 
     async def send(self, flow_id: str, text: str, **extra: Any) -> Frame:
-        reply = await self.call("send_message", flow=[{"uuid": flow_id}],
-                                message=[{"text": text, **extra}])
+        reply = await self.call(
+            "send_message", flow=[{"uuid": flow_id}], message=[{"text": text, **extra}]
+        )
         sent: Frame = reply["data"]["message"][0]
         return sent
 
@@ -114,8 +117,9 @@ class Client:
 
 
 @asynccontextmanager
-async def open_client(url: str, *, max_message_size: int = 16 * 1024 * 1024
-                      ) -> AsyncIterator[Client]:
+async def open_client(
+    url: str, *, max_message_size: int = 16 * 1024 * 1024
+) -> AsyncIterator[Client]:
     """Connect to a MoreliaTalk server; the connection closes when the block ends."""
     async with open_websocket_url(url, max_message_size=max_message_size) as ws:
         yield Client(ws)

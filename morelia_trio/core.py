@@ -144,8 +144,13 @@ def bootstrap(state: State, now: float) -> FlowAdded | None:
     """A brand-new server gets one public group, so clients that expect a flow find one."""
     if state.seq or state.flows:
         return None
-    general = Flow(id=state.next_flow_id, type="group", title=GENERAL_TITLE, time=now,
-                   info="Everyone can read and write here.")
+    general = Flow(
+        id=state.next_flow_id,
+        type="group",
+        title=GENERAL_TITLE,
+        time=now,
+        info="Everyone can read and write here.",
+    )
     return FlowAdded(time=state.now(now), flow=general)
 
 
@@ -163,8 +168,14 @@ def register_user(
     if state.next_user_id > MAX_ID:
         raise Conflict("This server cannot hold more users.")
     time = state.now(now)
-    user = User(id=state.next_user_id, login=login, password_hash=password_hash,
-                username=username or login, email=email, time=time)
+    user = User(
+        id=state.next_user_id,
+        login=login,
+        password_hash=password_hash,
+        username=username or login,
+        email=email,
+        time=time,
+    )
     return UserRegistered(time=time, user=user, token_hash=hash_token(token))
 
 
@@ -176,8 +187,9 @@ def find_login(state: State, login: str) -> tuple[int, str]:
     return user_id, state.users[user_id].password_hash
 
 
-def open_session(state: State, user_id: int, password_hash: str, token: str, now: float
-                 ) -> SessionOpened:
+def open_session(
+    state: State, user_id: int, password_hash: str, token: str, now: float
+) -> SessionOpened:
     _check_unchanged(state, user_id, password_hash)
     return SessionOpened(time=state.now(now), user_id=user_id, token_hash=hash_token(token))
 
@@ -217,13 +229,21 @@ def add_flow(
     if state.next_flow_id > MAX_ID:
         raise Conflict("This server cannot hold more flows.")
     time = state.now(now)
-    flow = Flow(id=state.next_flow_id, type=flow_type, title=title, info=info, owner=owner,
-                users=tuple(users), time=time)
+    flow = Flow(
+        id=state.next_flow_id,
+        type=flow_type,
+        title=title,
+        info=info,
+        owner=owner,
+        users=tuple(users),
+        time=time,
+    )
     return FlowAdded(time=time, flow=flow)
 
 
-def send_message(state: State, creds: Credentials, flow_id: int, new: NewMessage, now: float
-                 ) -> MessageSent:
+def send_message(
+    state: State, creds: Credentials, flow_id: int, new: NewMessage, now: float
+) -> MessageSent:
     author = state.authenticate(creds)
     flow = state.visible_flow(flow_id, author)
     if flow.type == "channel" and flow.owner != author:
@@ -236,15 +256,23 @@ def send_message(state: State, creds: Credentials, flow_id: int, new: NewMessage
         raise Conflict("This server cannot hold more messages.")
     time = state.now(now)
     message = Message(
-        id=state.next_message_id, flow_id=flow_id, author_id=author, time=time,
-        text=new.text, picture=new.picture, video=new.video, audio=new.audio,
-        document=new.document, emoji=new.emoji, reply_to=new.reply_to, client_id=new.client_id,
+        id=state.next_message_id,
+        flow_id=flow_id,
+        author_id=author,
+        time=time,
+        text=new.text,
+        picture=new.picture,
+        video=new.video,
+        audio=new.audio,
+        document=new.document,
+        emoji=new.emoji,
+        reply_to=new.reply_to,
+        client_id=new.client_id,
     )
     return MessageSent(time=time, message=message)
 
 
-def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None
-                 ) -> Message:
+def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None) -> Message:
     user_id = state.authenticate(creds)
     message = state.visible_message(message_id, user_id)
     if flow_id is not None and message.flow_id != flow_id:
@@ -254,14 +282,16 @@ def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int
     return message
 
 
-def edit_message(state: State, creds: Credentials, message_id: int, flow_id: int | None,
-                 text: str, now: float) -> MessageEdited:
+def edit_message(
+    state: State, creds: Credentials, message_id: int, flow_id: int | None, text: str, now: float
+) -> MessageEdited:
     message = _own_message(state, creds, message_id, flow_id)
     return MessageEdited(time=state.now(now), message_id=message.id, text=text)
 
 
-def delete_message(state: State, creds: Credentials, message_id: int, flow_id: int | None,
-                   now: float) -> MessageDeleted:
+def delete_message(
+    state: State, creds: Credentials, message_id: int, flow_id: int | None, now: float
+) -> MessageDeleted:
     message = _own_message(state, creds, message_id, flow_id)
     return MessageDeleted(time=state.now(now), message_id=message.id)
 
@@ -303,7 +333,8 @@ def apply(state: State, event: AnyEvent) -> None:
             state._change(event.time, _MESSAGE, message.id)
         case MessageEdited(message_id=message_id, text=text):
             state.messages[message_id] = msgspec.structs.replace(
-                state.messages[message_id], text=text, edited_time=event.time)
+                state.messages[message_id], text=text, edited_time=event.time
+            )
             state._change(event.time, _MESSAGE, message_id)
         case MessageDeleted(message_id=message_id):
             message = state.messages.pop(message_id)
@@ -345,8 +376,9 @@ def all_flow(state: State, creds: Credentials) -> Listing:
     return Listing(flows=[state.flows[i] for i in state.visible_flow_ids(user_id)])
 
 
-def all_messages(state: State, creds: Credentials, flow_id: int | None, since: float, cap: int
-                 ) -> Listing:
+def all_messages(
+    state: State, creds: Credentials, flow_id: int | None, since: float, cap: int
+) -> Listing:
     """Messages with time >= since, oldest first, in one flow or every flow one may read."""
     user_id = state.authenticate(creds)
     if flow_id is not None:
@@ -354,11 +386,14 @@ def all_messages(state: State, creds: Credentials, flow_id: int | None, since: f
     else:
         flow_ids = state.visible_flow_ids(user_id)
     streams = [_messages_since(state, i, since) for i in flow_ids]
-    found = list(itertools.islice(
-        heapq.merge(*streams, key=lambda m: (m.time, m.id)) if len(streams) > 1
-        else itertools.chain(*streams),
-        cap + 1,
-    ))
+    found = list(
+        itertools.islice(
+            heapq.merge(*streams, key=lambda m: (m.time, m.id))
+            if len(streams) > 1
+            else itertools.chain(*streams),
+            cap + 1,
+        )
+    )
     return _listing(state, messages=found[:cap], partial=len(found) > cap)
 
 
@@ -369,8 +404,9 @@ def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Messag
     return (messages[i] for i in itertools.islice(ids, start, None))
 
 
-def get_update(state: State, creds: Credentials, since: float, flow_id: int | None, cap: int
-               ) -> Listing:
+def get_update(
+    state: State, creds: Credentials, since: float, flow_id: int | None, cap: int
+) -> Listing:
     """Everything visible that changed at or after ``since``, oldest change first."""
     user_id = state.authenticate(creds)
     visible = set(state.visible_flow_ids(user_id))
@@ -387,8 +423,11 @@ def get_update(state: State, creds: Credentials, since: float, flow_id: int | No
         item_id, kind = divmod(keys[index], 4)
         if kind == _MESSAGE:
             message = state.messages.get(item_id)
-            if (message is None or message.flow_id not in visible
-                    or (message.edited_time or message.time) != time):
+            if (
+                message is None
+                or message.flow_id not in visible
+                or (message.edited_time or message.time) != time
+            ):
                 continue
             item: object = message
         elif kind == _FLOW:
@@ -413,16 +452,28 @@ def get_update(state: State, creds: Credentials, since: float, flow_id: int | No
     return _listing(state, users=users, flows=flows, messages=messages, partial=partial)
 
 
-def _listing(state: State, *, users: Iterable[User] = (), flows: Iterable[Flow] = (),
-             messages: list[Message], partial: bool) -> Listing:
+def _listing(
+    state: State,
+    *,
+    users: Iterable[User] = (),
+    flows: Iterable[Flow] = (),
+    messages: list[Message],
+    partial: bool,
+) -> Listing:
     usernames: dict[int, str] = {}
     flow_types: dict[int, FlowType] = {}
     for message in messages:
         author = state.users.get(message.author_id)
         usernames[message.author_id] = author.username if author else DELETED_USERNAME
         flow_types[message.flow_id] = state.flows[message.flow_id].type
-    return Listing(users=list(users), flows=list(flows), messages=messages,
-                   usernames=usernames, flow_types=flow_types, partial=partial)
+    return Listing(
+        users=list(users),
+        flows=list(flows),
+        messages=messages,
+        usernames=usernames,
+        flow_types=flow_types,
+        partial=partial,
+    )
 
 
 DELETED_USERNAME = "Deleted user"
@@ -450,12 +501,17 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
 
 def capture(state: State) -> Capture:
     return Capture(
-        seq=state.seq, clock=state.clock, next_user_id=state.next_user_id,
-        next_flow_id=state.next_flow_id, next_message_id=state.next_message_id,
-        users=list(state.users.values()), flows=list(state.flows.values()),
+        seq=state.seq,
+        clock=state.clock,
+        next_user_id=state.next_user_id,
+        next_flow_id=state.next_flow_id,
+        next_message_id=state.next_message_id,
+        users=list(state.users.values()),
+        flows=list(state.flows.values()),
         sessions=[Session(t, u) for t, u in state.sessions.items()],
         messages=list(state.messages.values()),
-        change_times=state.change_times.tobytes(), change_keys=state.change_keys.tobytes(),
+        change_times=state.change_times.tobytes(),
+        change_keys=state.change_keys.tobytes(),
     )
 
 

@@ -1,10 +1,10 @@
 """Errors a client should hear about: each class carries the protocol's code and status.
 
 MoreliaError
- ├── BadRequest            400  not JSON, not an object, binary frame, unknown type, impossible request
+ ├── BadRequest            400  not JSON or not an object, binary frame, unknown type
  ├── Unauthorized          401  missing or wrong token, wrong password
  ├── Forbidden             403  authenticated but not allowed
- ├── NotFound              404  unknown login, flow, message or user (or one the requester may not see)
+ ├── NotFound              404  unknown login, flow, message or user, or one kept from you
  ├── Conflict              409  login already taken
  ├── PayloadTooLarge       413  a text or attachment above its limit
  ├── UnsupportedMediaType  415  the object fails validation (wrong type, missing field)

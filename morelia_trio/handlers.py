@@ -62,8 +62,15 @@ async def handle(request: Request, ctx: Context) -> Answer:
         case RegisterUser():
             password_hash = await ctx.passwords.hash(body.password)
             token = new_token()
-            registered = await store.call(core.register_user, body.login, password_hash,
-                                          body.username, body.email, token, ctx.clock())
+            registered = await store.call(
+                core.register_user,
+                body.login,
+                password_hash,
+                body.username,
+                body.email,
+                token,
+                ctx.clock(),
+            )
             if request.dialect is Dialect.LIST:
                 return Answer(Token(registered.user.id, token), code=201, status="Created")
             return Answer(Token(registered.user.id, token))
@@ -78,30 +85,36 @@ async def handle(request: Request, ctx: Context) -> Answer:
             listing = await store.call(core.user_info, body.creds, body.others)
             return _listed(listing, viewer=body.creds.user_id, single=True)
         case SendMessage():
-            sent = await store.call(core.send_message, body.creds, body.flow_id, body.message,
-                                    ctx.clock())
+            sent = await store.call(
+                core.send_message, body.creds, body.flow_id, body.message, ctx.clock()
+            )
             return Answer(Sent(sent.message))
         case AllMessages():
-            listing = await store.call(core.all_messages, body.creds, body.flow_id, body.since,
-                                       ctx.limits.reply_cap)
+            listing = await store.call(
+                core.all_messages, body.creds, body.flow_id, body.since, ctx.limits.reply_cap
+            )
             return _listed(listing)
         case GetUpdate():
-            listing = await store.call(core.get_update, body.creds, body.since, body.flow_id,
-                                       ctx.limits.reply_cap)
+            listing = await store.call(
+                core.get_update, body.creds, body.since, body.flow_id, ctx.limits.reply_cap
+            )
             return _listed(listing, viewer=body.creds.user_id)
         case AllFlow():
             return _listed(await store.call(core.all_flow, body.creds))
         case AddFlow():
-            added = await store.call(core.add_flow, body.creds, body.type, body.title,
-                                     body.info, body.users, ctx.clock())
+            added = await store.call(
+                core.add_flow, body.creds, body.type, body.title, body.info, body.users, ctx.clock()
+            )
             return _listed(core.Listing(flows=[added.flow]), single=True)
         case EditMessage():
-            await store.call(core.edit_message, body.creds, body.message_id, body.flow_id,
-                             body.text, ctx.clock())
+            await store.call(
+                core.edit_message, body.creds, body.message_id, body.flow_id, body.text, ctx.clock()
+            )
             return OK
         case DeleteMessage():
-            await store.call(core.delete_message, body.creds, body.message_id, body.flow_id,
-                             ctx.clock())
+            await store.call(
+                core.delete_message, body.creds, body.message_id, body.flow_id, ctx.clock()
+            )
             return OK
         case DeleteUser():
             user_id, password_hash = await store.call(core.find_login, body.login)

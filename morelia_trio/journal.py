@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 HEADER: Final = struct.Struct("<IQII")
 MAX_RECORD: Final = 64 * 1024 * 1024  # no event comes near this; a bigger length is damage
 _encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+_decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
 
 
 class DataDamaged(Exception):
@@ -65,7 +65,7 @@ def journal_files(directory: Path) -> list[tuple[int, Path]]:
     """The journal files in a directory, as (first seq, path), oldest first."""
     found = []
     for path in directory.glob("journal-*.log"):
-        number = path.name[len("journal-"):-len(".log")]
+        number = path.name[len("journal-") : -len(".log")]
         if number.isdigit():
             found.append((int(number), path))
     return sorted(found)
@@ -92,7 +92,7 @@ def scan(data: bytes, path: Path) -> Scan:
         if rest < HEADER.size:
             return Scan(records, offset, f"{rest} bytes of an unfinished record header")
         length, seq, payload_crc, header_crc = HEADER.unpack_from(data, offset)
-        if zlib.crc32(data[offset:offset + HEADER.size - 4]) != header_crc:
+        if zlib.crc32(data[offset : offset + HEADER.size - 4]) != header_crc:
             if not any(data[offset:]):
                 return Scan(records, offset, f"{rest} zero bytes after the last record")
             raise DataDamaged(path, offset, "record header fails its checksum")
@@ -100,9 +100,12 @@ def scan(data: bytes, path: Path) -> Scan:
             raise DataDamaged(path, offset, f"record length {length} is impossible")
         end = offset + HEADER.size + length
         if end > size:
-            return Scan(records, offset, f"record {seq} is cut short ({rest} of "
-                                         f"{HEADER.size + length} bytes)")
-        payload = data[offset + HEADER.size:end]
+            return Scan(
+                records,
+                offset,
+                f"record {seq} is cut short ({rest} of {HEADER.size + length} bytes)",
+            )
+        payload = data[offset + HEADER.size : end]
         if zlib.crc32(payload) != payload_crc:
             if end == size:
                 return Scan(records, offset, f"the last record ({seq}) fails its checksum")
@@ -126,8 +129,13 @@ class Journal:
     disk work in a worker thread; callers ``wait_durable`` before they acknowledge anything.
     """
 
-    def __init__(self, directory: Path, next_seq: int, mode: FsyncMode = "always",
-                 batch_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        next_seq: int,
+        mode: FsyncMode = "always",
+        batch_interval: float = 0.05,
+    ) -> None:
         self.directory = directory
         self.mode = mode
         self.batch_interval = batch_interval
@@ -196,15 +204,17 @@ class Journal:
         self._has_work = trio.Event()
         now = trio.current_time()
         sync = self.mode == "always" or (
-            self.mode == "batch" and now >= self._last_sync + self.batch_interval)
+            self.mode == "batch" and now >= self._last_sync + self.batch_interval
+        )
         last = self.appended
         try:
             await trio.to_thread.run_sync(self._write, items, sync)
         except OSError as exc:
             self.failure = exc
             self._notify()
-            raise StorageFailed(f"the journal in {self.directory} could not be written: "
-                                f"{exc.strerror or exc}") from exc
+            raise StorageFailed(
+                f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
+            ) from exc
         if sync:
             self._last_sync = now
             self._unsynced = False

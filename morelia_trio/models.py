@@ -104,7 +104,12 @@ class MessageDeleted(Event, tag="message_deleted"):
 
 
 AnyEvent: TypeAlias = (
-    UserRegistered | SessionOpened | UserDeleted | FlowAdded | MessageSent | MessageEdited
+    UserRegistered
+    | SessionOpened
+    | UserDeleted
+    | FlowAdded
+    | MessageSent
+    | MessageEdited
     | MessageDeleted
 )
 

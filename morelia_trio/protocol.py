@@ -175,8 +175,18 @@ class PingPong(msgspec.Struct, frozen=True):
 
 
 Body: TypeAlias = (
-    RegisterUser | Authentication | UserInfo | SendMessage | AllMessages | GetUpdate | AllFlow
-    | AddFlow | EditMessage | DeleteMessage | DeleteUser | PingPong
+    RegisterUser
+    | Authentication
+    | UserInfo
+    | SendMessage
+    | AllMessages
+    | GetUpdate
+    | AllFlow
+    | AddFlow
+    | EditMessage
+    | DeleteMessage
+    | DeleteUser
+    | PingPong
 )
 
 
@@ -209,21 +219,26 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
         FrameError: carrying the error to answer with, the reply type and the dialect.
     """
     if isinstance(frame, bytes):
-        raise FrameError(BadRequest("Binary frames are not understood; send JSON as text."),
-                         ERRORS_TYPE, Dialect.DOCUMENT)
+        raise FrameError(
+            BadRequest("Binary frames are not understood; send JSON as text."),
+            ERRORS_TYPE,
+            Dialect.DOCUMENT,
+        )
     try:
         envelope = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise _validation_failure(frame, exc) from None
     except msgspec.DecodeError:
-        raise FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE,
-                         Dialect.DOCUMENT) from None
+        raise FrameError(
+            BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT
+        ) from None
     data = envelope.data or _NO_DATA
     dialect = _dialect_of(data)
     parse = PARSERS.get(envelope.type)
     if parse is None:
-        raise FrameError(BadRequest(f"Unknown request type {envelope.type!r}."), envelope.type,
-                         dialect)
+        raise FrameError(
+            BadRequest(f"Unknown request type {envelope.type!r}."), envelope.type, dialect
+        )
     try:
         _check_version(envelope.jsonapi)
         return Request(envelope.type, dialect, parse(data, limits))
@@ -235,8 +250,12 @@ _NO_DATA: Final = DataIn()
 
 
 def _dialect_of(data: DataIn) -> Dialect:
-    if (isinstance(data.user, list) or isinstance(data.flow, list)
-            or isinstance(data.message, list) or isinstance(data.chat, list)):
+    if (
+        isinstance(data.user, list)
+        or isinstance(data.flow, list)
+        or isinstance(data.message, list)
+        or isinstance(data.chat, list)
+    ):
         return Dialect.LIST
     return Dialect.DOCUMENT
 
@@ -245,16 +264,17 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
     try:
         raw = msgspec.json.decode(frame)
     except msgspec.DecodeError:  # e.g. a lone surrogate escape: valid syntax, invalid text
-        return FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE,
-                          Dialect.DOCUMENT)
+        return FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT)
     if not isinstance(raw, dict):
-        return FrameError(BadRequest("The frame must be a JSON object."), ERRORS_TYPE,
-                          Dialect.DOCUMENT)
+        return FrameError(
+            BadRequest("The frame must be a JSON object."), ERRORS_TYPE, Dialect.DOCUMENT
+        )
     kind = raw.get("type")
     dialect = Dialect.DOCUMENT
     data = raw.get("data")
-    if isinstance(data, dict) and any(isinstance(data.get(k), list)
-                                      for k in ("user", "flow", "message", "chat")):
+    if isinstance(data, dict) and any(
+        isinstance(data.get(k), list) for k in ("user", "flow", "message", "chat")
+    ):
         dialect = Dialect.LIST
     if not isinstance(kind, str):
         return FrameError(UnsupportedMediaType(plain_words(exc)), ERRORS_TYPE, dialect)
@@ -264,8 +284,13 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
 
 
 _TYPE_NAMES: Final = {
-    "int": "a number", "float": "a number", "str": "a string", "null": "null",
-    "array": "a list", "object": "an object", "bool": "true or false",
+    "int": "a number",
+    "float": "a number",
+    "str": "a string",
+    "null": "null",
+    "array": "a list",
+    "object": "an object",
+    "bool": "true or false",
 }
 _EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`")
 _MISSING: Final = re.compile(r"missing required field `(?P<field>[^`]*)`")
@@ -325,7 +350,7 @@ def _rest(value: list[T] | T | None) -> list[T]:
 
 
 def parse_id(value: Id | None, field: str) -> int | None:
-    """An id as a number or numeric string; None, 0 and "" mean unset (the clients' placeholders)."""
+    """An id as a number or numeric string; None, 0 and "" mean unset (placeholders)."""
     if value is None or value == "" or value == 0:
         return None
     if isinstance(value, int):
@@ -444,8 +469,9 @@ def parse_send_message(data: DataIn, limits: Limits) -> SendMessage:
         picture=_attachment(message.file_picture or file.picture, "message.file.picture", limits),
         video=_attachment(message.file_video or file.video, "message.file.video", limits),
         audio=_attachment(message.file_audio or file.audio, "message.file.audio", limits),
-        document=_attachment(message.file_document or file.document, "message.file.document",
-                             limits),
+        document=_attachment(
+            message.file_document or file.document, "message.file.document", limits
+        ),
         emoji=_attachment(message.emoji, "message.emoji", limits),
         reply_to=parse_id(message.reply_to, "message.reply_to"),
         client_id=None if message.client_id is None else str(message.client_id),
@@ -485,8 +511,11 @@ def parse_add_flow(data: DataIn, limits: Limits) -> AddFlow:
     users = []
     for index, member in enumerate(members):
         field = f"flow.users[{index}]"
-        user_id = (_either_id(member.id, member.uuid, field) if isinstance(member, UserIn)
-                   else parse_id(member, field))
+        user_id = (
+            _either_id(member.id, member.uuid, field)
+            if isinstance(member, UserIn)
+            else parse_id(member, field)
+        )
         if user_id is None:
             raise UnsupportedMediaType(f"The field {field} must be a user id.")
         users.append(user_id)

@@ -6,6 +6,7 @@ warning naming file and offset; any other damage raises DataDamaged with file an
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -56,24 +57,33 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
                 raise DataDamaged(path, found.end, found.torn)
             report.torn.append(f"{path.name} at offset {found.end}: {found.torn}")
             if repair:
-                log.warning("Journal %s: cutting a torn tail at byte offset %d (%s)",
-                            path, found.end, found.torn)
+                log.warning(
+                    "Journal %s: cutting a torn tail at byte offset %d (%s)",
+                    path,
+                    found.end,
+                    found.torn,
+                )
                 _truncate(path, found.end)
         report.journal_records += len(found.records)
         if found.records and found.records[0][0] != first_seq:
-            raise DataDamaged(path, 0, f"first record is {found.records[0][0]}, "
-                                       f"the file name says {first_seq}")
+            raise DataDamaged(
+                path, 0, f"first record is {found.records[0][0]}, the file name says {first_seq}"
+            )
         offset = 0
         for seq, payload in found.records:
             if seq > state.seq:
                 if seq != state.seq + 1:
-                    raise DataDamaged(path, offset, f"record {seq} follows record {state.seq}: "
-                                                    "records are missing")
+                    raise DataDamaged(
+                        path,
+                        offset,
+                        f"record {seq} follows record {state.seq}: records are missing",
+                    )
                 try:
                     event = decode_event(payload)
                 except msgspec.DecodeError:
-                    raise DataDamaged(path, offset, f"record {seq} is not an event this "
-                                                    "server knows") from None
+                    raise DataDamaged(
+                        path, offset, f"record {seq} is not an event this server knows"
+                    ) from None
                 core.apply(state, event)
                 state.seq = seq
                 report.replayed += 1
@@ -93,6 +103,6 @@ def _truncate(path: Path, size: int) -> None:
 def remove_covered_journals(directory: Path, seq: int) -> None:
     """Delete journal files that hold only records a snapshot at ``seq`` covers."""
     files = journal_files(directory)
-    for (first_seq, path), following in zip(files, files[1:], strict=False):
+    for (first_seq, path), following in itertools.pairwise(files):
         if following[0] <= seq + 1 and first_seq <= seq:
             path.unlink(missing_ok=True)

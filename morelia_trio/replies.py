@@ -285,18 +285,17 @@ def _doc_data(answer: Answer, now: float) -> DocData | None:
 
 def _doc_profile(user: User, viewer: int | None) -> DocProfile:
     email = user.email if user.id == viewer else None
-    return DocProfile(user.id, user.login, user.username, email, user.is_bot, user.bio,
-                      user.avatar)
+    return DocProfile(user.id, user.login, user.username, email, user.is_bot, user.bio, user.avatar)
 
 
 def _doc_flow(flow: Flow) -> DocFlow:
-    return DocFlow(flow.id, flow.time, flow.type, flow.title, flow.info, flow.owner,
-                   list(flow.users))
+    return DocFlow(
+        flow.id, flow.time, flow.type, flow.title, flow.info, flow.owner, list(flow.users)
+    )
 
 
 def _doc_message(message: Message, listing: Listing) -> DocMessage:
-    edited = (None if message.edited_time is None
-              else DocEdited(message.edited_time, True))
+    edited = None if message.edited_time is None else DocEdited(message.edited_time, True)
     return DocMessage(
         id=message.id,
         text=message.text,
@@ -336,15 +335,24 @@ def _list_data(answer: Answer, now: int) -> ListData:
 def _list_profile(user: User, viewer: int | None) -> ListProfile:
     user_id = str(user.id)
     email = user.email if user.id == viewer else None
-    return ListProfile(user_id, user_id, user.login, user.username, email, user.is_bot,
-                       user.bio, user.avatar)
+    return ListProfile(
+        user_id, user_id, user.login, user.username, email, user.is_bot, user.bio, user.avatar
+    )
 
 
 def _list_flow(flow: Flow) -> ListFlow:
     flow_id = str(flow.id)
     owner = None if flow.owner is None else str(flow.owner)
-    return ListFlow(flow_id, flow_id, int(flow.time), flow.type, flow.title, flow.info, owner,
-                    [str(u) for u in flow.users])
+    return ListFlow(
+        flow_id,
+        flow_id,
+        int(flow.time),
+        flow.type,
+        flow.title,
+        flow.info,
+        owner,
+        [str(u) for u in flow.users],
+    )
 
 
 def _list_message(message: Message) -> ListMessage:

@@ -36,8 +36,9 @@ class Running(msgspec.Struct, frozen=True):
         return f"ws://{self.host}:{self.port}{WS_PATH}"
 
 
-async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
-                ) -> None:
+async def serve(
+    config: Config, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Serve MoreliaTalk until cancelled, then write a final snapshot.
 
     Supports ``running = await nursery.start(serve, config)``.
@@ -49,8 +50,12 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
     directory = config.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     state, report = await trio.to_thread.run_sync(recover, directory)
-    log.info("Loaded %s: snapshot at record %s, %d journal records replayed",
-             directory, report.snapshot_seq, report.replayed)
+    log.info(
+        "Loaded %s: snapshot at record %s, %d journal records replayed",
+        directory,
+        report.snapshot_seq,
+        report.replayed,
+    )
     journal = Journal(directory, state.seq + 1, config.fsync, config.fsync_batch_ms / 1000)
     orderly = True
     try:
@@ -60,12 +65,21 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
             await store.call(core.bootstrap, time.time())
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(snapshot_forever, store, directory, config.snapshot_interval)
-            ctx = Context(store=store, passwords=Passwords(config.argon2, config.hash_threads),
-                          limits=config.limits)
-            listener = await nursery.start(partial(
-                serve_websocket, partial(serve_connection, ctx=ctx), config.host, config.port,
-                None, max_message_size=config.limits.max_frame_bytes,
-            ))
+            ctx = Context(
+                store=store,
+                passwords=Passwords(config.argon2, config.hash_threads),
+                limits=config.limits,
+            )
+            listener = await nursery.start(
+                partial(
+                    serve_websocket,
+                    partial(serve_connection, ctx=ctx),
+                    config.host,
+                    config.port,
+                    None,
+                    max_message_size=config.limits.max_frame_bytes,
+                )
+            )
             running = Running(config.host, listener.port, store)
             log.info("Serving MoreliaTalk on %s", running.url)
             task_status.started(running)
@@ -91,6 +105,7 @@ def _is_shutdown(exc: BaseException) -> bool:
 
 async def write_snapshot(capture: core.Capture, directory: Path) -> None:
     """Encode and write a snapshot off the trio thread, then drop the journals it covers."""
+
     def write() -> None:
         data = snapshots.encode(capture, time.time())
         snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)

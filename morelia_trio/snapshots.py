@@ -49,15 +49,27 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
 def encode(capture: Capture, now: float) -> bytes:
     """Encode a captured state. Runs in a worker thread, a chunk at a time."""
     messages = capture.messages
-    chunks = [msgspec.Raw(_encoder.encode(messages[i:i + CHUNK]))
-              for i in range(0, len(messages), CHUNK)]
-    payload = _encoder.encode(_SnapshotOut(
-        format=SNAPSHOT_FORMAT, seq=capture.seq, time=now, clock=capture.clock,
-        next_user_id=capture.next_user_id, next_flow_id=capture.next_flow_id,
-        next_message_id=capture.next_message_id, users=capture.users, flows=capture.flows,
-        sessions=capture.sessions, message_chunks=chunks, change_times=capture.change_times,
-        change_keys=capture.change_keys,
-    ))
+    chunks = [
+        msgspec.Raw(_encoder.encode(messages[i : i + CHUNK]))
+        for i in range(0, len(messages), CHUNK)
+    ]
+    payload = _encoder.encode(
+        _SnapshotOut(
+            format=SNAPSHOT_FORMAT,
+            seq=capture.seq,
+            time=now,
+            clock=capture.clock,
+            next_user_id=capture.next_user_id,
+            next_flow_id=capture.next_flow_id,
+            next_message_id=capture.next_message_id,
+            users=capture.users,
+            flows=capture.flows,
+            sessions=capture.sessions,
+            message_chunks=chunks,
+            change_times=capture.change_times,
+            change_keys=capture.change_keys,
+        )
+    )
     return MAGIC + HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -68,7 +80,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

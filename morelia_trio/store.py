@@ -86,8 +86,7 @@ class Store:
         return result.unwrap()
 
     def statistics(self) -> Statistics:
-        return Statistics(self.commands, self.queries, self.journal.appended,
-                          self.journal.batches)
+        return Statistics(self.commands, self.queries, self.journal.appended, self.journal.batches)
 
 
 async def run_store(

@@ -28,8 +28,13 @@ CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
 @pytest.fixture
 def morelia_config(tmp_path: Path) -> Config:
     """A server on a free port with its data in the test's own temporary directory."""
-    return Config(port=0, data_dir=tmp_path / "data", snapshot_interval=math.inf,
-                  argon2=CHEAP_ARGON2, hash_threads=2)
+    return Config(
+        port=0,
+        data_dir=tmp_path / "data",
+        snapshot_interval=math.inf,
+        argon2=CHEAP_ARGON2,
+        hash_threads=2,
+    )
 
 
 @pytest.fixture

@@ -60,8 +60,7 @@ async def ann(client: Client) -> Client:
 
 
 @pytest.fixture
-async def bob(connect: Callable[[], AbstractAsyncContextManager[Client]]
-              ) -> AsyncIterator[Client]:
+async def bob(connect: Callable[[], AbstractAsyncContextManager[Client]]) -> AsyncIterator[Client]:
     async with connect() as connected:
         await connected.register("bob", "bob-password", username="Bob")
         yield connected

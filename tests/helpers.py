@@ -67,7 +67,7 @@ def check_doc_reply(reply: Frame, type_: str, code: int) -> Frame | None:
     assert type(errors["time"]) is float
     assert reply["jsonapi"] == {"version": 1.0}
     assert type(reply["jsonapi"]["version"]) is float
-    data = reply["data"]
+    data: Frame | None = reply["data"]
     if data is not None:
         assert data["meta"] is None
         assert type(data["time"]) is float
