@@ -1,0 +1,132 @@
+"""The server as an operator runs it: a real process, stopped by SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from morelia_trio.client import open_client
+
+URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "morelia_trio",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--snapshot-interval",
+                "inf",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self) -> str:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            if found := URL_LINE.search(line):
+                return found.group(1)
+        raise AssertionError(f"the server never said where it serves: {self.log}")
+
+    def stop(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        _, rest = self.process.communicate(timeout=20)
+        self.log.append(rest)
+        return self.process.returncode
+
+
+def run(coroutine_fn: object, *args: object) -> object:
+    return trio.run(coroutine_fn, *args)  # type: ignore[arg-type]
+
+
+async def register_and_send(url: str) -> str:
+    with trio.fail_after(20):
+        async with open_client(url) as client:
+            await client.register("cli-user", "cli-password")
+            general = (await client.flows())[0]["uuid"]
+            await client.send(general, "survives a restart")
+            return client.token or ""
+
+
+async def login_and_read(url: str, token: str) -> list[str]:
+    with trio.fail_after(20):
+        async with open_client(url) as client:
+            reply = await client.request(
+                {
+                    "type": "all_messages",
+                    "data": {"time": 0, "user": [{"uuid": "1", "auth_id": token}]},
+                }
+            )
+            assert reply["errors"]["code"] == 200, reply
+            return [m["text"] for m in reply["data"]["message"]]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stops_cleanly_and_restarts_with_the_same_state(tmp_path: Path, signum: int) -> None:
+    first = ServerProcess(tmp_path / "data")
+    try:
+        assert first.url.startswith("ws://127.0.0.1:") and first.url.endswith("/ws")
+        token = run(register_and_send, first.url)
+        assert first.stop(signum) == 0, first.log
+    finally:
+        first.process.kill()
+    assert "Final snapshot written" in "".join(first.log)
+    assert "Traceback" not in "".join(first.log)
+    assert (tmp_path / "data" / "snapshot.msgpack").exists()
+
+    second = ServerProcess(tmp_path / "data")
+    try:
+        assert run(login_and_read, second.url, token) == ["survives a restart"]
+        assert second.stop(signal.SIGTERM) == 0
+    finally:
+        second.process.kill()
+
+
+def test_a_damaged_snapshot_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "snapshot.msgpack").write_bytes(b"not a snapshot at all")
+    done = subprocess.run(
+        [sys.executable, "-m", "morelia_trio", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "snapshot.msgpack" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_names_every_option() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "morelia_trio", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    for option in (
+        "--host",
+        "--port",
+        "--data-dir",
+        "--snapshot-interval",
+        "--log-level",
+        "--fsync",
+    ):
+        assert option in done.stdout
