@@ -99,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures += [f"cannot start: {exc}" for exc in group.exceptions]
     except* StorageFailed as group:
         failures += [f"stopped: {exc}" for exc in group.exceptions]
+    except* OSError as group:  # e.g. the port is taken, or the data directory unreadable
+        failures += [f"cannot serve: {exc}" for exc in group.exceptions]
     except* KeyboardInterrupt:  # a second Ctrl-C during shutdown
         failures.append("interrupted")
     for failure in failures:

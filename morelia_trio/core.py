@@ -29,7 +29,6 @@ from .models import (
     MessageDeleted,
     MessageEdited,
     MessageSent,
-    Session,
     SessionOpened,
     Snapshot,
     User,
@@ -40,6 +39,7 @@ from .models import (
 GENERAL_TITLE = "General"
 MAX_SESSIONS_PER_USER = 100  # the oldest session ends when a user logs in once more
 MAX_ID = 2**31 - 1
+TICK = 1e-6  # seconds between two events' times, at least
 
 # Kinds of entries in the change log, packed into one integer with the id.
 _MESSAGE, _FLOW, _USER = 0, 1, 2
@@ -112,7 +112,9 @@ class State:
         return owner
 
     def now(self, wall_clock: float) -> float:
-        return max(wall_clock, self.clock)
+        # Strictly increasing event times: "everything from the last time received" then
+        # always moves on, even when the wall clock stands still or steps back.
+        return max(wall_clock, self.clock + TICK)
 
     def _change(self, time: float, kind: int, item_id: int) -> None:
         self.change_times.append(time)
@@ -144,14 +146,15 @@ def bootstrap(state: State, now: float) -> FlowAdded | None:
     """A brand-new server gets one public group, so clients that expect a flow find one."""
     if state.seq or state.flows:
         return None
+    time = state.now(now)
     general = Flow(
         id=state.next_flow_id,
         type="group",
         title=GENERAL_TITLE,
-        time=now,
+        time=time,
         info="Everyone can read and write here.",
     )
-    return FlowAdded(time=state.now(now), flow=general)
+    return FlowAdded(time=time, flow=general)
 
 
 def register_user(
@@ -493,7 +496,7 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
     next_message_id: int
     users: list[User]
     flows: list[Flow]
-    sessions: list[Session]
+    sessions: list[tuple[bytes, int]]
     messages: list[Message]
     change_times: bytes
     change_keys: bytes
@@ -508,7 +511,7 @@ def capture(state: State) -> Capture:
         next_message_id=state.next_message_id,
         users=list(state.users.values()),
         flows=list(state.flows.values()),
-        sessions=[Session(t, u) for t, u in state.sessions.items()],
+        sessions=list(state.sessions.items()),  # (token hash, user id) pairs
         messages=list(state.messages.values()),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),

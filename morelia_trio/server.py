@@ -122,6 +122,12 @@ async def snapshot_forever(store: Store, directory: Path, interval: float) -> No
         if store.journal.appended == last:
             continue
         capture = await store.capture()
-        await write_snapshot(capture, directory)
+        try:
+            await write_snapshot(capture, directory)
+        except OSError as exc:
+            # The journal still holds every change: a failed snapshot loses nothing, so keep
+            # serving (if the disk is full, the journal will soon stop the server anyway).
+            log.error("Snapshot at record %d failed: %s", capture.seq, exc)
+            continue
         last = capture.seq
         log.debug("Snapshot written at record %d", last)

@@ -17,7 +17,7 @@ import msgspec
 
 from .core import Capture
 from .journal import DataDamaged, fsync_directory
-from .models import SNAPSHOT_FORMAT, Flow, Session, Snapshot, User
+from .models import SNAPSHOT_FORMAT, Flow, Snapshot, User
 
 SNAPSHOT_NAME: Final = "snapshot.msgpack"
 MAGIC: Final = b"MORELIA-TRIO SNAPSHOT\n"
@@ -40,7 +40,7 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
     next_message_id: int
     users: list[User]
     flows: list[Flow]
-    sessions: list[Session]
+    sessions: list[tuple[bytes, int]]  # read back as Session structs (array-like)
     message_chunks: list[msgspec.Raw]
     change_times: bytes
     change_keys: bytes
@@ -82,6 +82,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a full disk should not stay full of our leftovers
+        raise
     finally:
         os.close(fd)
     os.replace(temporary, path)
