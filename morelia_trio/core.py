@@ -496,7 +496,8 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
     next_message_id: int
     users: list[User]
     flows: list[Flow]
-    sessions: list[tuple[bytes, int]]
+    session_tokens: list[bytes]
+    session_users: list[int]
     messages: list[Message]
     change_times: bytes
     change_keys: bytes
@@ -511,7 +512,8 @@ def capture(state: State) -> Capture:
         next_message_id=state.next_message_id,
         users=list(state.users.values()),
         flows=list(state.flows.values()),
-        sessions=list(state.sessions.items()),  # (token hash, user id) pairs
+        session_tokens=list(state.sessions),  # two flat lists: no tuple per session
+        session_users=list(state.sessions.values()),
         messages=list(state.messages.values()),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),
@@ -526,8 +528,8 @@ def from_snapshot(snapshot: Snapshot) -> State:
     for user in snapshot.users:
         state.users[user.id] = user
         state.logins[user.login] = user.id
-    for session in snapshot.sessions:
-        _add_session(state, session.user_id, session.token_hash)
+    for token_hash, user_id in zip(snapshot.session_tokens, snapshot.session_users, strict=True):
+        _add_session(state, user_id, token_hash)
     messages, flow_messages = state.messages, state.flow_messages
     for chunk in snapshot.message_chunks:
         for message in chunk:

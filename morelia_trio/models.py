@@ -20,9 +20,10 @@ FLOW_TYPES: tuple[FlowType, ...] = ("chat", "group", "channel")
 # take a list of references in one owner turn and encode it in a thread while the owner goes on.
 # gc=False: millions of these live for the whole process; they hold no reference cycles,
 # so keeping them out of the cyclic garbage collector saves long GC pauses.
+# omit_defaults=True: the many unset attachment fields cost nothing in snapshots.
 
 
-class User(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class User(msgspec.Struct, kw_only=True, frozen=True, gc=False, omit_defaults=True):
     id: int
     login: str
     password_hash: str
@@ -34,7 +35,7 @@ class User(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     time: float
 
 
-class Flow(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class Flow(msgspec.Struct, kw_only=True, frozen=True, gc=False, omit_defaults=True):
     id: int
     type: FlowType
     title: str
@@ -44,7 +45,7 @@ class Flow(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     time: float
 
 
-class Message(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+class Message(msgspec.Struct, kw_only=True, frozen=True, gc=False, omit_defaults=True):
     id: int
     flow_id: int
     author_id: int
@@ -58,11 +59,6 @@ class Message(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     reply_to: int | None = None
     client_id: str | None = None
     edited_time: float | None = None
-
-
-class Session(msgspec.Struct, gc=False, array_like=True):
-    token_hash: bytes
-    user_id: int
 
 
 # --- events: the journal's records; applying them in order rebuilds the state ---------------
@@ -133,7 +129,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     next_message_id: int
     users: list[User]
     flows: list[Flow]
-    sessions: list[Session]
+    session_tokens: list[bytes]  # SHA-256 of each live token ...
+    session_users: list[int]  # ... and whose it is
     message_chunks: list[list[Message]]
     change_times: bytes  # array("d")
     change_keys: bytes  # array("q")

@@ -22,7 +22,7 @@ from .models import SNAPSHOT_FORMAT, Flow, Snapshot, User
 SNAPSHOT_NAME: Final = "snapshot.msgpack"
 MAGIC: Final = b"MORELIA-TRIO SNAPSHOT\n"
 HEADER: Final = struct.Struct("<QI")
-CHUNK: Final = 20_000  # messages encoded at a time: a worker thread lets go of the GIL between
+CHUNK: Final = 5_000  # messages encoded at a time: the worker thread lets go of the GIL between
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(Snapshot)
@@ -40,7 +40,8 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
     next_message_id: int
     users: list[User]
     flows: list[Flow]
-    sessions: list[tuple[bytes, int]]  # read back as Session structs (array-like)
+    session_tokens: list[bytes]
+    session_users: list[int]
     message_chunks: list[msgspec.Raw]
     change_times: bytes
     change_keys: bytes
@@ -64,7 +65,8 @@ def encode(capture: Capture, now: float) -> bytes:
             next_message_id=capture.next_message_id,
             users=capture.users,
             flows=capture.flows,
-            sessions=capture.sessions,
+            session_tokens=capture.session_tokens,
+            session_users=capture.session_users,
             message_chunks=chunks,
             change_times=capture.change_times,
             change_keys=capture.change_keys,
