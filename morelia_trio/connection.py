@@ -47,6 +47,13 @@ async def respond(frame: str | bytes, ctx: Context) -> str:
     return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
 
 
+def _too_big(frame: str | bytes, limit: int) -> bool:
+    """trio-websocket limits a text frame in characters; the contract limits it in bytes."""
+    if isinstance(frame, bytes) or len(frame) * 4 <= limit:  # UTF-8: at most 4 bytes a char
+        return len(frame) > limit
+    return len(frame.encode("utf-8", "surrogatepass")) > limit
+
+
 async def serve_connection(request: WebSocketRequest, ctx: Context) -> None:
     """Answer every frame on one WebSocket, in order, until the peer goes away."""
     if request.path.split("?", 1)[0] != WS_PATH:
@@ -56,6 +63,9 @@ async def serve_connection(request: WebSocketRequest, ctx: Context) -> None:
     try:
         while True:
             frame = await ws.get_message()
+            if _too_big(frame, ctx.limits.max_frame_bytes):
+                await ws.aclose(code=1009, reason="frame too big")
+                return
             await ws.send_message(await respond(frame, ctx))
     except ConnectionClosed:
         return

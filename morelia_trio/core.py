@@ -14,7 +14,7 @@ import itertools
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 import msgspec
 
@@ -43,6 +43,7 @@ TICK = 1e-6  # seconds between two events' times, at least
 
 # Kinds of entries in the change log, packed into one integer with the id.
 _MESSAGE, _FLOW, _USER = 0, 1, 2
+T = TypeVar("T")
 
 
 def hash_token(token: str) -> bytes:
@@ -380,7 +381,12 @@ def all_flow(state: State, creds: Credentials) -> Listing:
 
 
 def all_messages(
-    state: State, creds: Credentials, flow_id: int | None, since: float, cap: int
+    state: State,
+    creds: Credentials,
+    flow_id: int | None,
+    since: float,
+    cap: int,
+    unit: float | None = None,
 ) -> Listing:
     """Messages with time >= since, oldest first, in one flow or every flow one may read."""
     user_id = state.authenticate(creds)
@@ -389,15 +395,36 @@ def all_messages(
     else:
         flow_ids = state.visible_flow_ids(user_id)
     streams = [_messages_since(state, i, since) for i in flow_ids]
-    found = list(
-        itertools.islice(
-            heapq.merge(*streams, key=lambda m: (m.time, m.id))
-            if len(streams) > 1
-            else itertools.chain(*streams),
-            cap + 1,
-        )
+    merged = (
+        heapq.merge(*streams, key=lambda m: (m.time, m.id))
+        if len(streams) > 1
+        else itertools.chain(*streams)
     )
-    return _listing(state, messages=found[:cap], partial=len(found) > cap)
+    found, partial = _page(((m.time, m) for m in merged), cap, since, unit)
+    return _listing(state, messages=found, partial=partial)
+
+
+def _page(
+    found: Iterable[tuple[float, T]], cap: int, since: float, unit: float | None
+) -> tuple[list[T], bool]:
+    """The first ``cap`` of ``found`` (time, item) pairs, and whether more remain.
+
+    With a ``unit`` (the list dialect's whole seconds) the client can only ask again from a
+    time rounded down to it, so a partial page never ends inside a unit and always reaches
+    past the unit of ``since``. Asking again from the last time received then always moves
+    on, at the price of a page holding more than ``cap`` items when a second is crowded.
+    """
+    page: list[T] = []
+    since_unit = last_unit = since // unit if unit else 0.0
+    for time, item in found:
+        if len(page) >= cap and (
+            unit is None or (time // unit != last_unit and last_unit != since_unit)
+        ):
+            return page, True
+        page.append(item)
+        if unit:
+            last_unit = time // unit
+    return page, False
 
 
 def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Message]:
@@ -408,18 +435,32 @@ def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Messag
 
 
 def get_update(
-    state: State, creds: Credentials, since: float, flow_id: int | None, cap: int
+    state: State,
+    creds: Credentials,
+    since: float,
+    flow_id: int | None,
+    cap: int,
+    unit: float | None = None,
 ) -> Listing:
     """Everything visible that changed at or after ``since``, oldest change first."""
     user_id = state.authenticate(creds)
     visible = set(state.visible_flow_ids(user_id))
     if flow_id is not None:
         visible = {state.visible_flow(flow_id, user_id).id}
-    users: list[User] = []
-    flows: list[Flow] = []
-    messages: list[Message] = []
-    count = 0
-    partial = False
+    found, partial = _page(_changes_since(state, since, visible, flow_id), cap, since, unit)
+    return _listing(
+        state,
+        users=[item for item in found if isinstance(item, User)],
+        flows=[item for item in found if isinstance(item, Flow)],
+        messages=[item for item in found if isinstance(item, Message)],
+        partial=partial,
+    )
+
+
+def _changes_since(
+    state: State, since: float, visible: set[int], flow_id: int | None
+) -> Iterator[tuple[float, User | Flow | Message]]:
+    """(time, item) for each visible change at or after ``since``, oldest first."""
     times, keys = state.change_times, state.change_keys
     for index in range(bisect_left(times, since), len(times)):
         time = times[index]
@@ -427,32 +468,16 @@ def get_update(
         if kind == _MESSAGE:
             message = state.messages.get(item_id)
             if (
-                message is None
-                or message.flow_id not in visible
-                or (message.edited_time or message.time) != time
+                message is not None
+                and message.flow_id in visible
+                and (message.edited_time or message.time) == time
             ):
-                continue
-            item: object = message
+                yield time, message
         elif kind == _FLOW:
-            if item_id not in visible:
-                continue
-            item = state.flows[item_id]
-        else:
-            user = state.users.get(item_id)
-            if user is None or flow_id is not None:
-                continue
-            item = user
-        if count == cap:
-            partial = True
-            break
-        count += 1
-        if isinstance(item, Message):
-            messages.append(item)
-        elif isinstance(item, Flow):
-            flows.append(item)
-        elif isinstance(item, User):
-            users.append(item)
-    return _listing(state, users=users, flows=flows, messages=messages, partial=partial)
+            if item_id in visible:
+                yield time, state.flows[item_id]
+        elif flow_id is None and (user := state.users.get(item_id)) is not None:
+            yield time, user
 
 
 def _listing(

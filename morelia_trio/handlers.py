@@ -91,12 +91,22 @@ async def handle(request: Request, ctx: Context) -> Answer:
             return Answer(Sent(sent.message))
         case AllMessages():
             listing = await store.call(
-                core.all_messages, body.creds, body.flow_id, body.since, ctx.limits.reply_cap
+                core.all_messages,
+                body.creds,
+                body.flow_id,
+                body.since,
+                ctx.limits.reply_cap,
+                _paging_unit(request.dialect),
             )
             return _listed(listing)
         case GetUpdate():
             listing = await store.call(
-                core.get_update, body.creds, body.since, body.flow_id, ctx.limits.reply_cap
+                core.get_update,
+                body.creds,
+                body.since,
+                body.flow_id,
+                ctx.limits.reply_cap,
+                _paging_unit(request.dialect),
             )
             return _listed(listing, viewer=body.creds.user_id)
         case AllFlow():
@@ -131,3 +141,8 @@ async def handle(request: Request, ctx: Context) -> Answer:
             return OK
         case _:
             assert_never(body)
+
+
+def _paging_unit(dialect: Dialect) -> float | None:
+    """The list dialect sends times in whole seconds: its pages must end between seconds."""
+    return 1.0 if dialect is Dialect.LIST else None

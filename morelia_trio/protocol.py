@@ -260,20 +260,29 @@ def _dialect_of(data: DataIn) -> Dialect:
     return Dialect.DOCUMENT
 
 
+# The outline of a frame that failed validation: only its type and which dialect it speaks.
+# Raw values are checked for syntax but not converted, so a number no type can hold
+# (1e999) does not stop us from naming the request it was in.
+_outline_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
 def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
     try:
-        raw = msgspec.json.decode(frame)
-    except msgspec.DecodeError:  # e.g. a lone surrogate escape: valid syntax, invalid text
-        return FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT)
-    if not isinstance(raw, dict):
+        outline = _outline_decoder.decode(frame)
+        kind = _plain_json(outline.get("type"))
+        data = bytes(outline.get("data", b"")).lstrip()
+        data_outline = _outline_decoder.decode(data) if data[:1] == b"{" else {}
+    except msgspec.ValidationError:
         return FrameError(
             BadRequest("The frame must be a JSON object."), ERRORS_TYPE, Dialect.DOCUMENT
         )
-    kind = raw.get("type")
+    except msgspec.DecodeError:  # e.g. a lone surrogate escape: valid syntax, invalid text
+        return FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT)
     dialect = Dialect.DOCUMENT
-    data = raw.get("data")
-    if isinstance(data, dict) and any(
-        isinstance(data.get(k), list) for k in ("user", "flow", "message", "chat")
+    if any(
+        bytes(data_outline[key]).lstrip()[:1] == b"["
+        for key in ("user", "flow", "message", "chat")
+        if key in data_outline
     ):
         dialect = Dialect.LIST
     if not isinstance(kind, str):
@@ -283,8 +292,18 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
     return FrameError(UnsupportedMediaType(plain_words(exc)), kind, dialect)
 
 
+def _plain_json(raw: msgspec.Raw | None) -> object:
+    """A raw value decoded, or None if it holds a number no Python type can."""
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:
+        return None
+
+
 _TYPE_NAMES: Final = {
-    "int": "a number",
+    "int": "a whole number",
     "float": "a number",
     "str": "a string",
     "null": "null",
@@ -292,6 +311,7 @@ _TYPE_NAMES: Final = {
     "object": "an object",
     "bool": "true or false",
 }
+_GOT_NAMES: Final = {"float": "a decimal number"}  # never "must be a number, not a number"
 _EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`")
 _MISSING: Final = re.compile(r"missing required field `(?P<field>[^`]*)`")
 _PATH: Final = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -308,13 +328,16 @@ def plain_words(exc: msgspec.ValidationError) -> str:
     where = f"The field {path}" if path else "The request"
     if expected := _EXPECTED.search(message):
         wants = [_TYPE_NAMES.get(w.strip(), w.strip()) for w in expected["want"].split("|")]
-        want = ", ".join(dict.fromkeys(wants))
-        got = _TYPE_NAMES.get(expected["got"], expected["got"])
+        *others, last = dict.fromkeys(wants)
+        want = f"{', '.join(others)} or {last}" if others else last
+        got = _GOT_NAMES.get(expected["got"]) or _TYPE_NAMES.get(expected["got"], expected["got"])
         return f"{where} must be {want}, not {got}."
     return f"{where} has a value that is not allowed."
 
 
 _VERSION: Final = re.compile(r"\s*(\d+)(\.\d+)*\s*$")
+_MAX_ID_DIGITS: Final = 18  # every id fits in a signed 64-bit integer, and so does a version
+MAX_ID: Final = 2**63 - 1
 
 
 def _check_version(jsonapi: JsonApiIn | None) -> None:
@@ -325,13 +348,15 @@ def _check_version(jsonapi: JsonApiIn | None) -> None:
         matched = _VERSION.match(version)
         if matched is None:
             raise UnsupportedMediaType("The field jsonapi.version must be a version like 1.0.")
-        major = int(matched.group(1))
+        digits = matched.group(1)
+        major = int(digits) if len(digits) <= _MAX_ID_DIGITS else -1
     elif math.isfinite(version):
-        major = int(version)
+        major = int(version)  # a finite float has no more than 309 digits
     else:
         raise UnsupportedMediaType("The field jsonapi.version must be a version like 1.0.")
     if major != 1:
-        raise VersionNotSupported(f"Protocol version {version} is not supported; use 1.0.")
+        shown = str(version) if len(str(version)) <= 20 else "of the request"
+        raise VersionNotSupported(f"Protocol version {shown} is not supported; use 1.0.")
 
 
 # --- one parser per method -------------------------------------------------------------------
@@ -354,12 +379,15 @@ def parse_id(value: Id | None, field: str) -> int | None:
     if value is None or value == "" or value == 0:
         return None
     if isinstance(value, int):
-        if value < 0:
+        if not 0 < value <= MAX_ID:
             raise UnsupportedMediaType(f"The field {field} must be a positive id.")
         return value
-    if value.isascii() and value.isdigit():
-        return int(value) or None
-    raise UnsupportedMediaType(f"The field {field} must be a numeric id.")
+    if not (value.isascii() and value.isdigit()):
+        raise UnsupportedMediaType(f"The field {field} must be a numeric id.")
+    digits = value.lstrip("0")
+    if len(digits) > _MAX_ID_DIGITS:
+        raise UnsupportedMediaType(f"The field {field} must be an id of at most 18 digits.")
+    return int(digits) if digits else None
 
 
 def _either_id(id_: Id | None, uuid: Id | None, field: str) -> int | None:
