@@ -95,6 +95,8 @@ def scan(data: bytes, path: Path) -> Scan:
         if zlib.crc32(data[offset : offset + HEADER.size - 4]) != header_crc:
             if not any(data[offset:]):
                 return Scan(records, offset, f"{rest} zero bytes after the last record")
+            if not any(data[offset + HEADER.size :]):  # the header only partly reached the disk
+                return Scan(records, offset, "a last record header partly written, then zeros")
             raise DataDamaged(path, offset, "record header fails its checksum")
         if length > MAX_RECORD:
             raise DataDamaged(path, offset, f"record length {length} is impossible")

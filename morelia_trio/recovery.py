@@ -47,6 +47,7 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
         state = core.from_snapshot(snapshot)
         report.snapshot_seq, report.snapshot_time = snapshot.seq, snapshot.time
     files = journal_files(directory) if directory.exists() else []
+    previous: int | None = None  # the journal's records are consecutive, across files too
     for index, (first_seq, path) in enumerate(files):
         report.journal_files.append(path.name)
         data = path.read_bytes()
@@ -71,6 +72,10 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
             )
         offset = 0
         for seq, payload in found.records:
+            if previous is not None and seq != previous + 1:
+                why = "records are missing" if seq > previous else "the sequence goes back"
+                raise DataDamaged(path, offset, f"record {seq} follows record {previous}: {why}")
+            previous = seq
             if seq > state.seq:
                 if seq != state.seq + 1:
                     raise DataDamaged(
