@@ -1,0 +1,4 @@
+"""The crash test: SIGKILL (and simulated power loss) against the real server process.
+
+``python -m tests.crash --kills 60 [--power-loss] [--broken-fsync] [--seed N]``; see harness.py.
+"""
