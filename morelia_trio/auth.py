@@ -8,6 +8,7 @@ import argon2
 import trio
 
 from .config import Argon2Params
+from .errors import ServiceUnavailable
 
 TOKEN_BYTES = 24  # 192 bits
 
@@ -23,7 +24,7 @@ class Passwords:
     stall every connection, and trio's default thread limit (40) would exhaust memory.
     """
 
-    def __init__(self, params: Argon2Params, threads: int) -> None:
+    def __init__(self, params: Argon2Params, threads: int, queue: int | None = None) -> None:
         self._hasher = argon2.PasswordHasher(
             time_cost=params.time_cost,
             memory_cost=params.memory_cost,
@@ -31,17 +32,29 @@ class Passwords:
             type=argon2.Type.ID,
         )
         self.limiter = trio.CapacityLimiter(threads)
+        self.queue = queue  # how many may wait for a thread; None: any number
         self.computed = 0  # statistics: hashes computed or verified
 
     async def hash(self, password: str) -> str:
+        self._admit()
         self.computed += 1
         return await trio.to_thread.run_sync(self._hasher.hash, password, limiter=self.limiter)
 
     async def verify(self, password_hash: str, password: str) -> bool:
+        self._admit()
         self.computed += 1
         return await trio.to_thread.run_sync(
             self._verify, password_hash, password, limiter=self.limiter
         )
+
+    def _admit(self) -> None:
+        """Refuse at once rather than queue without bound behind busy hashing threads."""
+        if (
+            self.queue is not None
+            and self.limiter.available_tokens == 0
+            and self.limiter.statistics().tasks_waiting >= self.queue
+        ):
+            raise ServiceUnavailable("The server is busy checking passwords; try again soon.")
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

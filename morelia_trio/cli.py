@@ -10,14 +10,19 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
+import msgspec
+import msgspec.inspect
 import trio
 
 from . import __version__
-from .config import Config
+from .config import AbuseLimits, Config, Limits, Rate, Timeouts
 from .journal import DataDamaged, StorageFailed
 from .recovery import recover
 from .server import serve
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fsync batch: the most a power loss can lose (%(default)s)",
     )
     run.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="switch every abuse limit off (benchmarks and tests only; sizes and timeouts hold)",
+    )
+    _add_struct_options(run, "sizes", defaults.limits)
+    _add_struct_options(run, "abuse limits", AbuseLimits())
+    _add_struct_options(run, "timeouts (seconds)", defaults.timeouts, prefix="timeout-")
+    run.add_argument(
         "--log-level",
         default=defaults.log_level,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -73,6 +86,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_struct_options(
+    parser: argparse.ArgumentParser, title: str, defaults: msgspec.Struct, prefix: str = ""
+) -> None:
+    """One option per field of a config struct, with the help its field carries."""
+    group = parser.add_argument_group(title)
+    for field in msgspec.inspect.type_info(type(defaults)).fields:  # type: ignore[attr-defined]
+        value = getattr(defaults, field.name)
+        described = field.type.extra_json_schema or {}
+        option = "--" + prefix + field.name.replace("_", "-")
+        group.add_argument(
+            option,
+            dest=f"{prefix}{field.name}".replace("-", "_"),
+            type=Rate.parse if isinstance(value, Rate) else type(value),
+            default=value,
+            metavar="BURST/PER_MINUTE" if isinstance(value, Rate) else None,
+            help=f"{described.get('description', '')} ({value})",
+        )
+
+
+def _struct_from(args: argparse.Namespace, defaults: S, prefix: str = "") -> S:
+    changes = {
+        name: getattr(args, f"{prefix}{name}".replace("-", "_"))
+        for name in defaults.__struct_fields__
+    }
+    return msgspec.structs.replace(defaults, **changes)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The Config that ``serve``'s parsed options describe."""
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        snapshot_interval=args.snapshot_interval,
+        fsync=args.fsync,
+        fsync_batch_ms=args.fsync_batch_ms,
+        limits=_struct_from(args, Limits()),
+        abuse=None if args.no_limits else _struct_from(args, AbuseLimits()),
+        timeouts=_struct_from(args, Timeouts(), prefix="timeout-"),
+        log_level=args.log_level,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "data":
@@ -80,15 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.snapshot_interval <= 0 or math.isnan(args.snapshot_interval):
         print("morelia-trio: --snapshot-interval must be positive", file=sys.stderr)
         return 2
-    config = Config(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        snapshot_interval=args.snapshot_interval,
-        fsync=args.fsync,
-        fsync_batch_ms=args.fsync_batch_ms,
-        log_level=args.log_level,
-    )
+    config = config_from(args)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

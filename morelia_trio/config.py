@@ -4,26 +4,102 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
 FsyncMode: TypeAlias = Literal["always", "batch", "off"]
 
 
+def _said(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Sizes a request may not exceed. Above them: 413 (or 1009 for a whole frame)."""
 
-    max_frame_bytes: int = 1024 * 1024
-    max_text_chars: int = 10_000
-    max_attachment_chars: int = 512 * 1024  # per attachment, as sent (base64 text or byte list)
-    max_login_chars: int = 64
-    max_password_chars: int = 1024
-    max_name_chars: int = 128  # username, flow title
-    max_info_chars: int = 2_000  # flow info
-    max_email_chars: int = 254
-    max_named_users: int = 100  # user_info lookups and flow members in one request
-    reply_cap: int = 1000  # items per all_messages/get_update reply (206 beyond)
+    max_frame_bytes: Annotated[int, _said("a bigger frame closes the connection (1009)")] = (
+        1024 * 1024
+    )
+    max_text_chars: Annotated[int, _said("message text (413 above)")] = 10_000
+    max_attachment_chars: Annotated[
+        int, _said("each attachment, as sent: base64 text or byte list (413 above)")
+    ] = 512 * 1024
+    max_login_chars: Annotated[int, _said("login (413 above)")] = 64
+    max_password_chars: Annotated[int, _said("password (413 above)")] = 1024
+    max_name_chars: Annotated[int, _said("username, flow title (413 above)")] = 128
+    max_info_chars: Annotated[int, _said("flow info (413 above)")] = 2_000
+    max_email_chars: Annotated[int, _said("email (413 above)")] = 254
+    max_named_users: Annotated[
+        int, _said("users one request may name: lookups, flow members (429 above)")
+    ] = 100
+    reply_cap: Annotated[int, _said("items in one all_messages/get_update reply (206 beyond)")] = (
+        1000
+    )
+
+
+class Rate(msgspec.Struct, frozen=True):
+    """A token bucket: ``burst`` at once, refilled at ``per_minute``."""
+
+    burst: int
+    per_minute: float
+
+    def __str__(self) -> str:
+        return f"{self.burst}/{self.per_minute:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """'BURST/PER_MINUTE', as in 10/10."""
+        burst, _, per_minute = text.partition("/")
+        rate = cls(int(burst), float(per_minute))
+        if rate.burst < 1 or not rate.per_minute > 0:
+            raise ValueError(f"{text!r}: both numbers must be positive")
+        return rate
+
+
+class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one address, account, user or connection may do. ``--no-limits``: none of it."""
+
+    logins_per_address: Annotated[
+        Rate, _said("authentication attempts per client address (429 beyond)")
+    ] = Rate(10, 10)
+    login_failures_per_account: Annotated[
+        Rate, _said("wrong passwords per account, then this slow (429 beyond)")
+    ] = Rate(5, 1)
+    registrations_per_address: Annotated[
+        Rate, _said("register_user per client address (429 beyond)")
+    ] = Rate(3, 10)
+    messages_per_user: Annotated[
+        Rate, _said("send_message and edited_message per user (429 beyond)")
+    ] = Rate(20, 300)
+    frames_per_connection: Annotated[Rate, _said("frames per connection (429 beyond)")] = Rate(
+        50, 3000
+    )
+    flood_strikes: Annotated[
+        int, _said("frames refused for flooding, in a row, before closing with 1008")
+    ] = 100
+    hash_queue: Annotated[
+        int, _said("password checks waiting for a hashing thread (503 beyond)")
+    ] = 32
+    connections_per_address: Annotated[
+        int, _said("open connections per client address (handshake refused beyond)")
+    ] = 20
+    max_connections: Annotated[int, _said("open connections in all (handshake refused beyond)")] = (
+        10_000
+    )
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """How long the server waits for a peer, in seconds. They hold with --no-limits too."""
+
+    handshake: Annotated[float, _said("for the opening handshake")] = 10.0
+    ping_interval: Annotated[float, _said("of silence before the server pings")] = 20.0
+    pong: Annotated[float, _said("for the pong, then the connection closes")] = 20.0
+    idle: Annotated[float, _said("without a frame, then the connection closes")] = 600.0
+    send: Annotated[
+        float, _said("for a client to take a reply, then it is disconnected (slow reader)")
+    ] = 20.0
+    close: Annotated[float, _said("for the closing handshake")] = 5.0
 
 
 class Argon2Params(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +118,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     fsync: FsyncMode = "always"
     fsync_batch_ms: float = 50.0  # with fsync "batch": the most a crash can lose
     limits: Limits = Limits()
+    abuse: AbuseLimits | None = AbuseLimits()  # None: --no-limits (benchmarks, some tests)
+    timeouts: Timeouts = Timeouts()
     argon2: Argon2Params = Argon2Params()
     hash_threads: int = os.cpu_count() or 2  # concurrent password hashes
     log_level: str = "INFO"

@@ -1,4 +1,9 @@
-"""One task per WebSocket: read a frame, answer it, repeat. The boundary no bug crosses."""
+"""One task per WebSocket: read a frame, answer it, repeat. The boundary no bug crosses.
+
+A connection holds at most one reply at a time: the next frame is read only once the last
+reply was taken by the client, so a client that stops reading costs one reply's memory, and
+is disconnected after ``timeouts.send``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
+from typing import Final
 
-from trio_websocket import ConnectionClosed, WebSocketRequest
+import msgspec
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from .errors import InternalError, MoreliaError
+from .errors import InternalError, MoreliaError, TooManyRequests
 from .handlers import Context, handle
 from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
 from .replies import Answer, render
@@ -27,13 +35,26 @@ def _failure(error: MoreliaError) -> Answer:
     return Answer(code=error.code, status=error.status)
 
 
-async def respond(frame: str | bytes, ctx: Context) -> str:
-    """The reply to one frame. Never raises but for cancellation."""
+class Peer(msgspec.Struct, frozen=True):
+    """Who is at the other end: limits count by address, logs name address and port."""
+
+    address: str
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+IN_PROCESS: Final = Peer("in-process")
+
+
+async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> str:
+    """The reply to one frame from ``peer``. Never raises but for cancellation."""
     reply_type, dialect = ERRORS_TYPE, Dialect.DOCUMENT
     try:
         request = decode_request(frame, ctx.limits)
         reply_type, dialect = request.type, request.dialect
-        answer = await handle(request, ctx)
+        answer = await handle(request, ctx, peer.address)
         detail = SUCCESS_DETAIL
     except FrameError as exc:
         reply_type, dialect = exc.reply_type, exc.dialect
@@ -41,10 +62,24 @@ async def respond(frame: str | bytes, ctx: Context) -> str:
     except MoreliaError as exc:
         answer, detail = _failure(exc), exc.detail
     except Exception:
-        log.exception("Bug while answering a %r request", reply_type)
+        log.exception("%s: bug while answering a %r request", peer, reply_type)
         error = InternalError("The server failed to answer this request; it has been logged.")
         answer, detail = _failure(error), error.detail
+    if answer.code >= 400:  # details name fields and types, never a password or token
+        log.info("%s: %s %d %s", peer, reply_type, answer.code, detail[:200])
     return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
+
+
+def _flood_reply(ctx: Context) -> str:
+    error = TooManyRequests("Too many frames on this connection; slow down.")
+    return render(
+        ERRORS_TYPE,
+        Dialect.DOCUMENT,
+        _failure(error),
+        error.detail,
+        now=ctx.clock(),
+        reply_id=next(_reply_ids),
+    )
 
 
 def _too_big(frame: str | bytes, limit: int) -> bool:
@@ -59,16 +94,71 @@ async def serve_connection(request: WebSocketRequest, ctx: Context) -> None:
     if request.path.split("?", 1)[0] != WS_PATH:
         await request.reject(404, body=b"MoreliaTalk is served at /ws\n")
         return
-    ws = await request.accept()
+    remote = request.remote
+    peer = Peer(remote) if isinstance(remote, str) else Peer(str(remote.address), remote.port)
+    refused = ctx.guard.admit(peer.address)
+    if refused is not None:
+        status, why = refused
+        log.info("%s: connection refused (%d): %s", peer, status, why.strip())
+        await request.reject(status, body=why.encode())
+        return
+    try:
+        ws = await request.accept()
+        log.info("%s: connection opened", peer)
+        ended = await _converse(ws, ctx, peer)
+        log.info("%s: connection closed: %s", peer, ended)
+    finally:
+        ctx.guard.release(peer.address)
+
+
+async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
+    """Read and answer frames until the connection ends; say why it ended."""
+    timeouts, guard = ctx.timeouts, ctx.guard
+    frames = guard.frame_bucket()
+    strikes = 0  # frames refused for flooding since the last one let through
+    silent = 0.0  # seconds since the last frame
     try:
         while True:
-            frame = await ws.get_message()
+            waited = min(timeouts.ping_interval, timeouts.idle - silent)
+            with trio.move_on_after(waited) as wait:
+                frame = await ws.get_message()
+            if wait.cancelled_caught:
+                silent += waited
+                if silent >= timeouts.idle:
+                    await _close(ws, ctx, 1001, "idle")
+                    return f"idle for {timeouts.idle:g} s"
+                with trio.move_on_after(timeouts.pong) as pinging:
+                    await ws.ping()
+                if pinging.cancelled_caught:
+                    await _close(ws, ctx, 1001, "no pong")
+                    return f"no pong in {timeouts.pong:g} s"
+                continue
+            silent = 0.0
             if _too_big(frame, ctx.limits.max_frame_bytes):
-                await ws.aclose(code=1009, reason="frame too big")
-                return
-            await ws.send_message(await respond(frame, ctx))
-    except ConnectionClosed:
-        return
+                await _close(ws, ctx, 1009, "frame too big")
+                return "frame too big (1009)"
+            if frames is None or frames.take(guard.clock()):
+                strikes = 0
+                reply = await respond(frame, ctx, peer)
+            else:
+                strikes += 1
+                if guard.limits is not None and strikes >= guard.limits.flood_strikes:
+                    await _close(ws, ctx, 1008, "flooding")
+                    return "kept flooding (1008)"
+                reply = _flood_reply(ctx)
+            with trio.move_on_after(timeouts.send) as sending:
+                await ws.send_message(reply)
+            if sending.cancelled_caught:
+                return f"a reply not taken in {timeouts.send:g} s (slow reader)"
+    except ConnectionClosed as closed:
+        reason = closed.reason
+        return f"by the peer ({reason.code})" if reason is not None else "by the peer"
     except Exception:  # a bug here must not take the whole server down with it
-        log.exception("Bug in a connection; closing it")
-        await ws.aclose(code=1011, reason="internal error")
+        log.exception("%s: bug in a connection; closing it", peer)
+        await _close(ws, ctx, 1011, "internal error")
+        return "internal error (1011)"
+
+
+async def _close(ws: WebSocketConnection, ctx: Context, code: int, reason: str) -> None:
+    with trio.move_on_after(ctx.timeouts.close):
+        await ws.aclose(code=code, reason=reason)

@@ -14,8 +14,9 @@ import msgspec
 
 from . import core
 from .auth import Passwords, new_token
-from .config import Limits
+from .config import Limits, Timeouts
 from .errors import Forbidden, Unauthorized
+from .guard import Guard
 from .protocol import (
     AddFlow,
     AllFlow,
@@ -42,6 +43,8 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     store: Store
     passwords: Passwords
     limits: Limits
+    guard: Guard = msgspec.field(default_factory=lambda: Guard(None))
+    timeouts: Timeouts = Timeouts()
     clock: Callable[[], float] = time.time
 
 
@@ -51,15 +54,16 @@ def _listed(listing: core.Listing, *, viewer: int | None = None, single: bool = 
     return Answer(listing, viewer=viewer, single=single)
 
 
-async def handle(request: Request, ctx: Context) -> Answer:
-    """Carry out one request.
+async def handle(request: Request, ctx: Context, address: str = "in-process") -> Answer:
+    """Carry out one request from the client at ``address``.
 
     Raises:
         MoreliaError: the request cannot be carried out; the client hears why.
     """
-    store, body = ctx.store, request.body
+    store, body, guard = ctx.store, request.body, ctx.guard
     match body:
         case RegisterUser():
+            guard.registration(address)
             password_hash = await ctx.passwords.hash(body.password)
             token = new_token()
             registered = await store.call(
@@ -75,9 +79,9 @@ async def handle(request: Request, ctx: Context) -> Answer:
                 return Answer(Token(registered.user.id, token), code=201, status="Created")
             return Answer(Token(registered.user.id, token))
         case Authentication():
+            guard.login_attempt(address)
             user_id, password_hash = await store.call(core.find_login, body.login)
-            if not await ctx.passwords.verify(password_hash, body.password):
-                raise Unauthorized("The password is wrong.")
+            await _check_password(ctx, user_id, password_hash, body.password)
             token = new_token()
             await store.call(core.open_session, user_id, password_hash, token, ctx.clock())
             return Answer(Token(user_id, token))
@@ -85,9 +89,11 @@ async def handle(request: Request, ctx: Context) -> Answer:
             listing = await store.call(core.user_info, body.creds, body.others)
             return _listed(listing, viewer=body.creds.user_id, single=True)
         case SendMessage():
+            guard.may_post(body.creds.user_id)
             sent = await store.call(
                 core.send_message, body.creds, body.flow_id, body.message, ctx.clock()
             )
+            guard.posted(sent.message.author_id)
             return Answer(Sent(sent.message))
         case AllMessages():
             listing = await store.call(
@@ -117,9 +123,11 @@ async def handle(request: Request, ctx: Context) -> Answer:
             )
             return _listed(core.Listing(flows=[added.flow]), single=True)
         case EditMessage():
+            guard.may_post(body.creds.user_id)
             await store.call(
                 core.edit_message, body.creds, body.message_id, body.flow_id, body.text, ctx.clock()
             )
+            guard.posted(body.creds.user_id)  # authenticated, or the edit would have failed
             return OK
         case DeleteMessage():
             await store.call(
@@ -127,13 +135,13 @@ async def handle(request: Request, ctx: Context) -> Answer:
             )
             return OK
         case DeleteUser():
+            guard.login_attempt(address)  # the password is checked: as costly as a login
             user_id, password_hash = await store.call(core.find_login, body.login)
             if body.creds is not None:
                 token_owner = await store.call(core.State.authenticate, body.creds)
                 if token_owner != user_id:
                     raise Forbidden("You can only delete your own account.")
-            if not await ctx.passwords.verify(password_hash, body.password):
-                raise Unauthorized("The password is wrong.")
+            await _check_password(ctx, user_id, password_hash, body.password)
             await store.call(core.delete_user, user_id, password_hash, ctx.clock())
             return OK
         case PingPong():
@@ -146,3 +154,11 @@ async def handle(request: Request, ctx: Context) -> Answer:
 def _paging_unit(dialect: Dialect) -> float | None:
     """The list dialect sends times in whole seconds: its pages must end between seconds."""
     return 1.0 if dialect is Dialect.LIST else None
+
+
+async def _check_password(ctx: Context, user_id: int, password_hash: str, password: str) -> None:
+    """Verify a password, unless its account has had too many wrong ones lately."""
+    ctx.guard.account_may_try(user_id)
+    if not await ctx.passwords.verify(password_hash, password):
+        ctx.guard.wrong_password(user_id)
+        raise Unauthorized("The password is wrong.")

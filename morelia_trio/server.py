@@ -16,6 +16,7 @@ from . import core, snapshots
 from .auth import Passwords
 from .config import Config
 from .connection import WS_PATH, serve_connection
+from .guard import Guard
 from .handlers import Context
 from .journal import Journal
 from .recovery import recover, remove_covered_journals
@@ -30,6 +31,7 @@ class Running(msgspec.Struct, frozen=True):
     host: str
     port: int
     store: Store
+    context: Context  # what every connection shares: tests may look inside (hash counts)
 
     @property
     def url(self) -> str:
@@ -65,10 +67,17 @@ async def serve(
             await store.call(core.bootstrap, time.time())
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(snapshot_forever, store, directory, config.snapshot_interval)
+            abuse = config.abuse
+            if abuse is None:
+                log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
             ctx = Context(
                 store=store,
-                passwords=Passwords(config.argon2, config.hash_threads),
+                passwords=Passwords(
+                    config.argon2, config.hash_threads, abuse.hash_queue if abuse else None
+                ),
                 limits=config.limits,
+                guard=Guard(abuse),
+                timeouts=config.timeouts,
             )
             listener = await nursery.start(
                 partial(
@@ -78,9 +87,11 @@ async def serve(
                     config.port,
                     None,
                     max_message_size=config.limits.max_frame_bytes,
+                    connect_timeout=config.timeouts.handshake,
+                    disconnect_timeout=config.timeouts.close,
                 )
             )
-            running = Running(config.host, listener.port, store)
+            running = Running(config.host, listener.port, store, ctx)
             log.info("Serving MoreliaTalk on %s", running.url)
             task_status.started(running)
     except BaseException as exc:

@@ -27,11 +27,16 @@ CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
 
 @pytest.fixture
 def morelia_config(tmp_path: Path) -> Config:
-    """A server on a free port with its data in the test's own temporary directory."""
+    """A server on a free port with its data in the test's own temporary directory.
+
+    Abuse limits are off, as tests log in and send far faster than people do; a test of
+    the limits themselves sets ``abuse`` (``msgspec.structs.replace``).
+    """
     return Config(
         port=0,
         data_dir=tmp_path / "data",
         snapshot_interval=math.inf,
+        abuse=None,
         argon2=CHEAP_ARGON2,
         hash_threads=2,
     )

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import trio
 
+from morelia_trio.cli import build_parser, config_from
 from morelia_trio.client import open_client
+from morelia_trio.config import AbuseLimits, Limits, Rate, Timeouts
 
 URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -30,6 +32,7 @@ class ServerProcess:
                 str(data_dir),
                 "--snapshot-interval",
                 "inf",
+                *options,
             ],
             stderr=subprocess.PIPE,
             text=True,
@@ -130,3 +133,51 @@ def test_help_names_every_option() -> None:
         "--fsync",
     ):
         assert option in done.stdout
+
+
+def test_every_limit_is_an_option_and_the_defaults_are_the_configs() -> None:
+    config = config_from(build_parser().parse_args(["serve"]))
+    assert (config.limits, config.abuse, config.timeouts) == (Limits(), AbuseLimits(), Timeouts())
+    config = config_from(
+        build_parser().parse_args(
+            [
+                "serve",
+                "--logins-per-address",
+                "4/2",
+                "--max-text-chars",
+                "500",
+                "--connections-per-address",
+                "7",
+                "--timeout-idle",
+                "30",
+            ]
+        )
+    )
+    assert config.abuse is not None
+    assert config.abuse.logins_per_address == Rate(4, 2)
+    assert config.abuse.connections_per_address == 7
+    assert config.limits.max_text_chars == 500
+    assert config.timeouts.idle == 30.0
+
+
+def test_no_limits_switches_the_abuse_limits_off_and_keeps_sizes_and_timeouts() -> None:
+    config = config_from(build_parser().parse_args(["serve", "--no-limits", "--timeout-idle", "9"]))
+    assert config.abuse is None
+    assert config.limits == Limits() and config.timeouts.idle == 9.0
+
+
+@pytest.mark.parametrize("rate", ["0/5", "5/0", "five/1", "5"])
+def test_a_rate_must_be_two_positive_numbers(rate: str) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--messages-per-user", rate])
+
+
+@pytest.mark.parametrize("no_limits", [True, False])
+def test_running_without_limits_is_warned_about(tmp_path: Path, no_limits: bool) -> None:
+    server = ServerProcess(tmp_path / "data", *(["--no-limits"] if no_limits else []))
+    try:
+        assert server.stop(signal.SIGTERM) == 0
+    finally:
+        server.process.kill()
+    warned = [line for line in server.log if "WARNING" in line and "--no-limits" in line]
+    assert len(warned) == (1 if no_limits else 0), server.log

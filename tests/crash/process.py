@@ -96,6 +96,7 @@ async def start_server(options: ServerOptions, number: int) -> ServerProcess:
         str(options.data_dir),
         "--snapshot-interval",
         str(options.snapshot_interval),
+        "--no-limits",  # 16 writers from one address: a durability test, not an abuse test
     ]
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         process = await trio.lowlevel.open_process(

@@ -1,0 +1,86 @@
+"""The server's abuse limits, shared by every connection (see ``config.AbuseLimits``).
+
+Each check raises the error the client hears, before any costly work is done: a login is
+refused before its password is hashed. With the limits off (``--no-limits``) every check
+passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from .config import AbuseLimits
+from .errors import TooManyRequests
+from .ratelimit import Bucket, Buckets
+
+
+class Guard:
+    def __init__(
+        self, limits: AbuseLimits | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.connections: Counter[str] = Counter()  # open connections per address
+        if limits is not None:
+            self._logins = Buckets[str](limits.logins_per_address)
+            self._failures = Buckets[int](limits.login_failures_per_account)
+            self._registrations = Buckets[str](limits.registrations_per_address)
+            self._messages = Buckets[int](limits.messages_per_user)
+
+    # --- connections ---------------------------------------------------------------------
+
+    def admit(self, address: str) -> tuple[int, str] | None:
+        """Count a new connection in, or say (HTTP status, why) it is refused."""
+        limits = self.limits
+        if limits is not None:
+            if self.connections[address] >= limits.connections_per_address:
+                return 429, "Too many connections from this address.\n"
+            if self.connections.total() >= limits.max_connections:
+                return 503, "The server is full; try again later.\n"
+        self.connections[address] += 1
+        return None
+
+    def release(self, address: str) -> None:
+        self.connections[address] -= 1
+        if self.connections[address] <= 0:
+            del self.connections[address]
+
+    def frame_bucket(self) -> Bucket | None:
+        """A new connection's allowance of frames."""
+        if self.limits is None:
+            return None
+        return Bucket(self.limits.frames_per_connection, self.clock())
+
+    # --- requests --------------------------------------------------------------------------
+
+    def login_attempt(self, address: str) -> None:
+        if self.limits is not None and not self._logins.take(address, self.clock()):
+            raise TooManyRequests("Too many login attempts from this address; wait a minute.")
+
+    def account_may_try(self, user_id: int) -> None:
+        if self.limits is not None and not self._failures.allows(user_id, self.clock()):
+            raise TooManyRequests("Too many wrong passwords for this account; wait a minute.")
+
+    def wrong_password(self, user_id: int) -> None:
+        if self.limits is not None:
+            self._failures.charge(user_id, self.clock())
+
+    def registration(self, address: str) -> None:
+        if self.limits is not None and not self._registrations.take(address, self.clock()):
+            raise TooManyRequests("Too many registrations from this address; wait a minute.")
+
+    def may_post(self, user_id: int | None) -> None:
+        """Checked before a message is sent or edited; charged only once it was (``posted``),
+        so nobody can use up another user's allowance with requests that fail."""
+        if (
+            self.limits is not None
+            and user_id is not None
+            and not self._messages.allows(user_id, self.clock())
+        ):
+            raise TooManyRequests("Too many messages; slow down.")
+
+    def posted(self, user_id: int | None) -> None:
+        if self.limits is not None and user_id is not None:
+            self._messages.charge(user_id, self.clock())
