@@ -11,15 +11,17 @@ files it covers are deleted after it is safely written. The pure part (``encode_
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 import msgspec
+import outcome
 import trio
 
 from .config import FsyncMode
@@ -32,6 +34,13 @@ HEADER: Final = struct.Struct("<IQII")
 MAX_RECORD: Final = 64 * 1024 * 1024  # no event comes near this; a bigger length is damage
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
+
+
+Answer: TypeAlias = Callable[[outcome.Outcome[Any]], None]
+
+
+def _not_stored() -> ServiceUnavailable:
+    return ServiceUnavailable("The server could not store this change.")
 
 
 class DataDamaged(Exception):
@@ -146,7 +155,9 @@ class Journal:
         self.failure: OSError | None = None
         self._pending: list[bytes | _Rotate] = [_Rotate(next_seq)]
         self._has_work = trio.Event()
-        self._progress = trio.Event()
+        self._waiting: collections.deque[tuple[int, Answer, outcome.Outcome[Any]]] = (
+            collections.deque()
+        )  # answers held until their record is durable, in sequence order
         self._fd: int | None = None
         self._unsynced = False  # batch mode: written but not yet synced
         self._last_sync = float("-inf")
@@ -168,19 +179,17 @@ class Journal:
         self._pending.append(_Rotate(self.appended + 1))
         self._has_work.set()
 
-    # --- the callers' side ---
-
-    async def wait_durable(self, seq: int) -> None:
-        """Return once record ``seq`` is as durable as the mode promises.
+    def deliver(self, answer: Answer, result: outcome.Outcome[Any], seq: int) -> None:
+        """Give ``result`` to ``answer`` once record ``seq`` is as durable as the mode promises.
 
         With fsync "always" that is on disk; "batch" and "off" acknowledge at once.
         """
-        while self.durable < seq and self.mode == "always":
-            if self.failure is not None:
-                break
-            await self._progress.wait()
-        if self.failure is not None and self.durable < seq:
-            raise ServiceUnavailable("The server could not store this change.")
+        if self.mode != "always" or seq <= self.durable:
+            answer(result)
+        elif self.failure is not None:
+            answer(outcome.Error(_not_stored()))
+        else:
+            self._waiting.append((seq, answer, result))
 
     # --- the writer task ---
 
@@ -213,7 +222,9 @@ class Journal:
             await trio.to_thread.run_sync(self._write, items, sync)
         except OSError as exc:
             self.failure = exc
-            self._notify()
+            while self._waiting:
+                _, answer, _ = self._waiting.popleft()
+                answer(outcome.Error(_not_stored()))
             raise StorageFailed(
                 f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
             ) from exc
@@ -224,11 +235,10 @@ class Journal:
             self._unsynced = self.mode == "batch"
         self.batches += 1
         self.durable = last
-        self._notify()
-
-    def _notify(self) -> None:
-        progress, self._progress = self._progress, trio.Event()
-        progress.set()
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= last:
+            _, answer, result = waiting.popleft()
+            answer(result)
 
     def _write(self, items: list[bytes | _Rotate], sync: bool) -> None:
         chunk: list[bytes] = []

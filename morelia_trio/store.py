@@ -4,12 +4,16 @@ A core function that returns an Event is a command: the owner appends the event 
 journal and applies it, in one turn. Anything else is a query. Either way the caller does not
 hear the answer until the journal holds everything the answer could have seen, so no reply
 ever reveals or acknowledges a change that a crash could still take back.
+
+This is the hot path of every request, so it is built from trio's lowest-level parts: a
+caller parks once and is woken once, with its answer, when that answer is durable; the owner
+takes every job waiting in the channel each time it wakes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import outcome
@@ -22,33 +26,34 @@ from .models import Event
 
 T = TypeVar("T")
 
-
-class _Reply(Generic[T]):
-    """One-shot slot: the owner fills it once, never blocking; the caller awaits it."""
-
-    __slots__ = ("_done", "_result", "seq")
-
-    def __init__(self) -> None:
-        self._done = trio.Event()
-        self._result: outcome.Outcome[T] | None = None
-        self.seq = 0  # the journal position the answer may depend on
-
-    def resolve(self, result: outcome.Outcome[T], seq: int) -> None:
-        self._result = result
-        self.seq = seq
-        self._done.set()
-
-    async def wait(self) -> outcome.Outcome[T]:
-        await self._done.wait()
-        assert self._result is not None
-        return self._result
+QUEUE = 1024  # jobs waiting for the owner; beyond it, callers wait to hand theirs over
 
 
-class _Job(msgspec.Struct, Generic[T]):
-    fn: Callable[..., T]
-    args: tuple[object, ...]
-    reply: _Reply[T]
-    rotate: bool = False  # a snapshot capture: the journal starts a new file after it
+class Job(Generic[T]):
+    """One request to the owner, and the task waiting for its answer."""
+
+    __slots__ = ("abandoned", "args", "fn", "rotate", "task")
+
+    def __init__(self, fn: Callable[..., T], args: tuple[object, ...], rotate: bool) -> None:
+        self.fn = fn
+        self.args = args
+        self.rotate = rotate  # a snapshot capture: the journal starts a new file after it
+        self.task = trio.lowlevel.current_task()
+        self.abandoned = False  # the caller was cancelled: nobody is waiting any more
+
+    def answer(self, result: outcome.Outcome[T]) -> None:
+        """Wake the caller with its answer (the journal calls this once it is durable)."""
+        if not self.abandoned:
+            trio.lowlevel.reschedule(self.task, result)
+
+    async def wait(self) -> T:
+        def abandon(_: object) -> trio.lowlevel.Abort:
+            # The owner may still carry the job out, but nobody will acknowledge it.
+            self.abandoned = True
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        result: T = await trio.lowlevel.wait_task_rescheduled(abandon)
+        return result
 
 
 class Statistics(msgspec.Struct, frozen=True):
@@ -61,7 +66,7 @@ class Statistics(msgspec.Struct, frozen=True):
 class Store:
     """The callers' handle on the state owner."""
 
-    def __init__(self, send: trio.MemorySendChannel[_Job[object]], journal: Journal) -> None:
+    def __init__(self, send: trio.MemorySendChannel[Job[Any]], journal: Journal) -> None:
         self._send = send
         self.journal = journal
         self.commands = 0
@@ -73,17 +78,18 @@ class Store:
         Raises:
             MoreliaError: whatever ``fn`` raised for the client to hear.
         """
-        return await self._run(_Job(fn, args, _Reply()))
+        return await self._run(Job(fn, args, rotate=False))
 
     async def capture(self) -> core.Capture:
         """A consistent view of the whole state; the journal starts a new file after it."""
-        return await self._run(_Job(core.capture, (), _Reply(), rotate=True))
+        return await self._run(Job(core.capture, (), rotate=True))
 
-    async def _run(self, job: _Job[T]) -> T:
-        await self._send.send(job)  # type: ignore[arg-type]  # the owner is generic over T
-        result = await job.reply.wait()
-        await self.journal.wait_durable(job.reply.seq)
-        return result.unwrap()
+    async def _run(self, job: Job[T]) -> T:
+        try:
+            self._send.send_nowait(job)
+        except trio.WouldBlock:  # the owner is behind: wait for room (and yield)
+            await self._send.send(job)
+        return await job.wait()  # a checkpoint whichever way the job went in
 
     def statistics(self) -> Statistics:
         return Statistics(self.commands, self.queries, self.journal.appended, self.journal.batches)
@@ -96,28 +102,41 @@ async def run_store(
     task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own ``state`` until cancelled. Awaits nothing but its channel: each job is atomic."""
-    send, receive = trio.open_memory_channel[_Job[object]](0)
+    send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
     store = Store(send, journal)
     task_status.started(store)
     async with receive:
-        async for job in receive:
-            try:
-                result = job.fn(state, *job.args)
-            except MoreliaError as exc:  # the client's problem: nothing was changed
-                # (an error may reveal a change too, such as a login just taken)
-                job.reply.resolve(outcome.Error(exc), journal.appended)
-                continue
-            if isinstance(result, Event):
+        while True:
+            job = await receive.receive()
+            while True:  # everything that queued up while the owner slept, in one turn
+                _carry_out(job, state, journal, store)
                 try:
-                    seq = journal.append(result)  # type: ignore[arg-type]  # an AnyEvent
-                except MoreliaError as exc:  # the journal has failed: change nothing
-                    job.reply.resolve(outcome.Error(exc), 0)
-                    continue
-                core.apply(state, result)  # type: ignore[arg-type]
-                state.seq = seq
-                store.commands += 1
-            else:
-                store.queries += 1
-            if job.rotate:
-                journal.rotate()
-            job.reply.resolve(outcome.Value(result), journal.appended)
+                    job = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+
+
+def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store) -> None:
+    try:
+        result = job.fn(state, *job.args)
+    except MoreliaError as exc:  # the client's problem: nothing was changed
+        # (an error may reveal a change too, such as a login just taken)
+        journal.deliver(job.answer, outcome.Error(exc), journal.appended)
+        return
+    except Exception as exc:  # a bug in deciding: nothing was changed, so serve on (a 500)
+        job.answer(outcome.Error(exc))
+        return
+    if isinstance(result, Event):
+        try:
+            seq = journal.append(result)  # type: ignore[arg-type]  # an AnyEvent
+        except MoreliaError as exc:  # the journal has failed: change nothing
+            job.answer(outcome.Error(exc))
+            return
+        core.apply(state, result)  # type: ignore[arg-type]
+        state.seq = seq
+        store.commands += 1
+    else:
+        store.queries += 1
+    if job.rotate:
+        journal.rotate()
+    journal.deliver(job.answer, outcome.Value(result), journal.appended)
