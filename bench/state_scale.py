@@ -1,6 +1,6 @@
 """Scale of state: snapshot pause, snapshot size, RSS and restart time at 1M messages.
 
-    .venv/bin/python -m bench.state_scale [--users 100000] [--messages 1000000]
+    .venv/bin/python -m bench.state_scale [--users 100000] [--messages 1000000] [--json FILE]
 
 Builds the state through the core's own commands (no network), then measures what the state
 owner would feel: the capture it does in its own turn (the only pause), the encode and write a
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import shutil
@@ -63,12 +64,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--journal-mib", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    figures: dict[str, float] = {"users": args.users, "messages": args.messages}
 
     base_rss = rss_mib()
     started = time.perf_counter()
     state = build(args.users, args.messages)
     gc.collect()
+    figures["build_s"] = time.perf_counter() - started
+    figures["state_rss_mib"] = rss_mib() - base_rss
     print(
         f"built {args.users:,} users, {args.messages:,} messages "
         f"in {time.perf_counter() - started:.1f} s; RSS {rss_mib() - base_rss:,.0f} MiB "
@@ -80,6 +85,8 @@ def main() -> None:
         started = time.perf_counter()
         capture = core.capture(state)
         pauses.append(time.perf_counter() - started)
+    figures["pause_best_ms"] = min(pauses) * 1000
+    figures["pause_worst_ms"] = max(pauses) * 1000
     print(
         f"snapshot pause in the owner (capture): best {min(pauses) * 1000:.1f} ms, "
         f"worst {max(pauses) * 1000:.1f} ms of 5"
@@ -92,6 +99,9 @@ def main() -> None:
         encoded = time.perf_counter() - started
         snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
         written = time.perf_counter() - started
+        figures["snapshot_encode_s"] = encoded
+        figures["snapshot_write_s"] = written
+        figures["snapshot_mib"] = len(data) / 2**20
         print(
             f"snapshot encode {encoded:.2f} s, encode+write+fsync {written:.2f} s "
             f"(in a worker thread); size {len(data) / 2**20:,.0f} MiB"
@@ -125,6 +135,9 @@ def main() -> None:
         restored, report = recover(directory)
         restart = time.perf_counter() - started
         assert len(restored.messages) == expected
+        figures["restart_s"] = restart
+        figures["journal_mib"] = size / 2**20
+        figures["journal_records"] = report.replayed
         print(
             f"restart: snapshot + {report.replayed:,} journal records "
             f"({size / 2**20:.0f} MiB) loaded in {restart:.2f} s "
@@ -134,6 +147,9 @@ def main() -> None:
         shutil.rmtree(directory)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:,.0f} MiB")
+    figures["peak_rss_mib"] = peak
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":
