@@ -70,11 +70,13 @@ async def serve(
             abuse = config.abuse
             if abuse is None:
                 log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
+            passwords = Passwords(
+                config.argon2, config.hash_threads, abuse.hash_queue if abuse else None
+            )
+            nursery.start_soon(_close_when_cancelled, passwords)
             ctx = Context(
                 store=store,
-                passwords=Passwords(
-                    config.argon2, config.hash_threads, abuse.hash_queue if abuse else None
-                ),
+                passwords=passwords,
                 limits=config.limits,
                 guard=Guard(abuse),
                 timeouts=config.timeouts,
@@ -104,6 +106,13 @@ async def serve(
             with trio.CancelScope(shield=True):
                 await write_snapshot(core.capture(state), directory)
             log.info("Final snapshot written at record %d", state.seq)
+
+
+async def _close_when_cancelled(passwords: Passwords) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        passwords.close()
 
 
 def _is_shutdown(exc: BaseException) -> bool:
