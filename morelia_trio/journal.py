@@ -219,7 +219,12 @@ class Journal:
         )
         last = self.appended
         try:
-            await trio.to_thread.run_sync(self._write, items, sync)
+            if self.mode == "off" and not any(isinstance(item, _Rotate) for item in items):
+                # Into the page cache, on the trio thread: a thread hop per batch cost more
+                # than the write. Only "off" may: with memory short, a write can block.
+                self._write(items, sync=False)
+            else:
+                await trio.to_thread.run_sync(self._write, items, sync)
         except OSError as exc:
             self.failure = exc
             while self._waiting:
