@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 from collections.abc import Iterator
 from typing import Final
@@ -120,16 +119,19 @@ async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
     silent = 0.0  # seconds since the last frame
     try:
         while True:
-            # One cancel scope serves every frame until a timeout fires: moving its deadline
-            # costs a fraction of what a new scope per read and per send would.
-            sending = False
+            # One cancel scope times every frame until a timeout fires: moving its deadline
+            # costs a fraction of what a new scope per read and per send would, and it is
+            # moved only when that changes it noticeably.
+            phase = "reading"
             with trio.CancelScope() as timer:
                 while True:
                     waited = min(timeouts.ping_interval, timeouts.idle - silent)
-                    timer.deadline = trio.current_time() + waited
+                    _expire_in(timer, waited)
+                    phase = "reading"
                     frame = await ws.get_message()
-                    timer.deadline = math.inf
                     silent = 0.0
+                    phase = "answering"  # answer and send: within timeouts.send together
+                    _expire_in(timer, timeouts.send)
                     if _too_big(frame, ctx.limits.max_frame_bytes):
                         await _close(ws, ctx, 1009, "frame too big")
                         return "frame too big (1009)"
@@ -142,12 +144,13 @@ async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
                             await _close(ws, ctx, 1008, "flooding")
                             return "kept flooding (1008)"
                         reply = _flood_reply(ctx)
-                    sending = True
-                    timer.deadline = trio.current_time() + timeouts.send
+                    phase = "sending"
                     await ws.send_message(reply)
-                    sending = False
-            if sending:
+            if phase == "sending":
                 return f"a reply not taken in {timeouts.send:g} s (slow reader)"
+            if phase == "answering":
+                await _close(ws, ctx, 1011, "no answer in time")
+                return f"an answer took over {timeouts.send:g} s (1011)"
             silent += waited
             if silent >= timeouts.idle:
                 await _close(ws, ctx, 1001, "idle")
@@ -164,6 +167,13 @@ async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
         log.exception("%s: bug in a connection; closing it", peer)
         await _close(ws, ctx, 1011, "internal error")
         return "internal error (1011)"
+
+
+def _expire_in(timer: trio.CancelScope, seconds: float) -> None:
+    """Set ``timer`` to fire in ``seconds``, give or take a tenth (at most 1 s)."""
+    deadline = trio.current_time() + seconds
+    if abs(timer.deadline - deadline) > min(1.0, seconds / 10):
+        timer.deadline = deadline
 
 
 async def _close(ws: WebSocketConnection, ctx: Context, code: int, reason: str) -> None:
