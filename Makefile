@@ -4,13 +4,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: install run test lint typecheck check crash-test clean
+.PHONY: install run test lint typecheck check crash-test bench bench-quick clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
+
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_INSTALLED)
 
 install: $(INSTALLED)
 
@@ -24,7 +29,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(INSTALLED)
+typecheck: $(BENCH_INSTALLED)  # bench/ is checked against picows' and matplotlib's own types
 	$(BIN)/mypy
 
 check: lint typecheck test
@@ -34,6 +39,15 @@ check: lint typecheck test
 crash-test: $(INSTALLED)
 	$(BIN)/python -m tests.crash --kills 60
 	$(BIN)/python -m tests.crash --kills 60 --power-loss --torn-tails
+
+# The benchmark suite: the real server and its ceiling (bench/ceiling.py) as separate
+# processes, driven by a picows load generator. Under 10 minutes (bench-quick: under 2);
+# a full run writes bench/results.json, bench/RESULTS.md and bench/results.png.
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench
+
+bench-quick: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,104 @@
+"""Data directories built offline with the package's own core, so setup takes seconds.
+
+Registering through the server costs one argon2 hash per user (about 0.1 s each, by design);
+the suite instead builds the state here, as ``bench/state_scale.py`` does, and writes it as a
+snapshot the server loads on start. Chat users get known tokens (only their SHA-256 digests are
+stored, as the server itself does); login-storm users share one real argon2id hash made with
+the server's default cost, so a storm login costs exactly what a real one does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import argon2
+import msgspec
+
+from morelia_trio import core, snapshots
+from morelia_trio.config import Argon2Params
+from morelia_trio.models import AnyEvent
+
+GENERAL_FLOW = 1
+STORM_PASSWORD = "storm-password"  # a benchmark account only
+HISTORY_SPACING = 0.01  # seconds between two prepared history messages (100 a second)
+
+
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    """What a prepared data directory holds, for the load generator to speak as its users."""
+
+    chat_users: list[tuple[int, str]]  # (user id, token)
+    storm_logins: list[str]  # every one has the password STORM_PASSWORD
+    history_flows: dict[int, int]  # message count -> flow id
+
+
+def chat_token(n: int) -> str:
+    return f"bench-token-{n:06d}-{'x' * 20}"
+
+
+def _storm_hash() -> str:
+    params = Argon2Params()  # the server's default cost
+    hasher = argon2.PasswordHasher(
+        time_cost=params.time_cost,
+        memory_cost=params.memory_cost,
+        parallelism=params.parallelism,
+        type=argon2.Type.ID,
+    )
+    return hasher.hash(STORM_PASSWORD)
+
+
+def build(
+    directory: Path, *, chat_users: int, storm_users: int = 0, history: tuple[int, ...] = ()
+) -> Prepared:
+    """Write a snapshot into ``directory`` (created) and say what it holds."""
+    state = core.State()
+    start = time.time() - 30 * 86400  # every prepared event lies in the past
+    clock = start
+    seq = 0
+
+    def commit(event: AnyEvent | None) -> None:
+        nonlocal seq, clock
+        assert event is not None
+        core.apply(state, event)
+        seq += 1
+        state.seq = seq
+        clock += HISTORY_SPACING
+
+    commit(core.bootstrap(state, clock))
+    # A fixed fake hash: chat users never log in with a password, they hold tokens.
+    fake_hash = "$argon2id$v=19$m=65536,t=3,p=4$" + "x" * 64
+    users: list[tuple[int, str]] = []
+    for n in range(chat_users):
+        token = chat_token(n)
+        registered = core.register_user(state, f"chat{n}", fake_hash, None, None, token, clock)
+        commit(registered)
+        users.append((registered.user.id, token))
+    logins: list[str] = []
+    if storm_users:
+        real_hash = _storm_hash()
+        for n in range(storm_users):
+            login = f"storm{n}"
+            commit(core.register_user(state, login, real_hash, None, None, f"storm-{n}", clock))
+            logins.append(login)
+    flows: dict[int, int] = {}
+    if history:
+        author = core.Credentials(*users[0])
+        for count in history:
+            added = core.add_flow(state, author, "group", f"History {count}", None, [], clock)
+            commit(added)
+            flows[count] = added.flow.id
+            for n in range(count):
+                text = f"history message {n} of {count}, with a sentence of ordinary length"
+                new = core.NewMessage(text=text)
+                commit(core.send_message(state, author, added.flow.id, new, clock))
+    directory.mkdir(parents=True, exist_ok=True)
+    data = snapshots.encode(core.capture(state), time.time())
+    snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
+    return Prepared(chat_users=users, storm_logins=logins, history_flows=flows)
+
+
+def copy(template: Path, directory: Path) -> Path:
+    """A fresh copy of a prepared data directory, for one server run."""
+    shutil.copytree(template, directory)
+    return directory

@@ -1,0 +1,451 @@
+"""Tables of a suite's results (markdown: it reads as well in a terminal), and RESULTS.md.
+
+.venv/bin/python -m bench.report [bench/results.json] [--write-md bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+Document: TypeAlias = dict[str, Any]
+Row: TypeAlias = Sequence[object]
+TARGETS = ("ceiling", "server_off", "server_always")
+NAMES = {
+    "ceiling": "ceiling",
+    "server_off": "server, fsync off",
+    "server_always": "server, fsync always",
+}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(title: str, header: Row, rows: Sequence[Row]) -> str:
+    cells = [[_cell(v) for v in header], *([_cell(v) for v in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([f"### {title}", "", line(cells[0]), rule, *map(line, cells[1:]), ""])
+
+
+def _ratio(value: object, base: object) -> float | None:
+    if isinstance(value, int | float) and isinstance(base, int | float) and base:
+        return float(value) / float(base)
+    return None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def round_trip_rows(results: Document) -> list[Row]:
+    ceiling = results["ceiling_round_trips"]
+    rows: list[Row] = []
+    for target in TARGETS:
+        for count, r in results[f"{target}_round_trips"].items():
+            base = ceiling.get(count, {})
+            rows.append(
+                [
+                    NAMES[target],
+                    int(count),
+                    r["rate"],
+                    _pct(_ratio(r["rate"], base.get("rate"))),
+                    r["latency_ms_p50"],
+                    r["latency_ms_p99"],
+                    r["latency_ms_p999"],
+                    _x(_ratio(r["latency_ms_p99"], base.get("latency_ms_p99"))),
+                    r["server_cpu_us_per_msg"],
+                    _x(_ratio(r["server_cpu_us_per_msg"], base.get("server_cpu_us_per_msg"))),
+                    _pct(r["server_busy"]),
+                    _pct(r["gen_busy"]),
+                    r["gen_cpu_us_per_msg"],
+                    r["errors"],
+                ]
+            )
+    return rows
+
+
+def targets(results: Document) -> list[Row]:
+    """Each target of the issue: what it asks, what was measured, whether it was met."""
+    rows: list[Row] = []
+
+    def check(what: str, value: float | None, shown: str, ok: Callable[[float], bool]) -> None:
+        rows.append([what, shown, "-" if value is None else ("yes" if ok(value) else "NO")])
+
+    ceiling = results["ceiling_round_trips"].get("100")
+    for mode, floor in (("always", 0.60), ("off", 0.75)):
+        r = results[f"server_{mode}_round_trips"].get("100")
+        if r is None or ceiling is None:
+            continue
+        ratio = _ratio(r["rate"], ceiling["rate"])
+        check(
+            f"round trips, 100 connections, fsync {mode}: >= {floor:.0%} of ceiling msg/s",
+            ratio,
+            f"{_pct(ratio)} ({r['rate']:,.0f} vs {ceiling['rate']:,.0f} msg/s; "
+            f"{r['server_cpu_us_per_msg']:.0f} vs {ceiling['server_cpu_us_per_msg']:.0f} us/msg)",
+            floor.__le__,
+        )
+    for mode in ("always", "off"):
+        fixed = results[f"server_{mode}_fixed_rate"]
+        check(
+            f"fixed {fixed['offered_rate']:,.0f} msg/s over {fixed['connections']} connections, "
+            f"fsync {mode}: p99 <= 10 ms",
+            fixed["latency_ms_p99"],
+            f"p99 {fixed['latency_ms_p99']:.2f} ms ({fixed['rate']:,.0f} msg/s answered, "
+            f"{fixed['unanswered']} unanswered)",
+            lambda v: v <= 10.0,
+        )
+    idle = results["server_idle"]
+    check(
+        "idle authenticated connections: <= 30 KiB of server RSS each",
+        idle["kib_per_connection"],
+        f"{idle['kib_per_connection']:.1f} KiB (ceiling "
+        f"{results['ceiling_idle']['kib_per_connection']:.1f} KiB) over {idle['alive']:,}",
+        lambda v: v <= 30.0,
+    )
+    storm = results["storm"]
+    ratio = _ratio(storm["storm_ms_p99"], storm["baseline_ms_p99"])
+    check(
+        f"login storm ({storm['logins']} logins): chat p99 <= 2x its baseline",
+        ratio,
+        f"{_x(ratio)} ({storm['baseline_ms_p99']:.2f} -> {storm['storm_ms_p99']:.2f} ms)",
+        lambda v: v <= 2.0,
+    )
+    for mode in ("always", "off"):
+        r = results[f"server_{mode}_round_trips"].get("100")
+        if r is None or ceiling is None:
+            continue
+        margin = _ratio(ceiling["rate"], r["rate"])
+        check(
+            f"the generator drives the ceiling harder than the server (fsync {mode}, 100)",
+            margin,
+            f"{_x(margin)} the server's msg/s; generator busy {ceiling['gen_busy']:.0%} of a "
+            f"core at the ceiling's {ceiling['rate']:,.0f} msg/s",
+            lambda v: v > 1.0,
+        )
+    return rows
+
+
+def tables(document: Document) -> str:
+    results = document["results"]
+    parts = [
+        table(
+            "Targets",
+            ["target", "measured", "met"],
+            targets(results),
+        ),
+        table(
+            "Chat round trips (closed loop: send_message, wait for the reply, repeat)",
+            [
+                "target",
+                "conns",
+                "msg/s",
+                "x ceiling",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "p99 x ceiling",
+                "server us/msg",
+                "x ceiling",
+                "server busy",
+                "gen busy",
+                "gen us/msg",
+                "errors",
+            ],
+            round_trip_rows(results),
+        ),
+    ]
+    fixed_rows: list[Row] = []
+    base = results["ceiling_fixed_rate"]
+    for target in TARGETS:
+        r = results[f"{target}_fixed_rate"]
+        fixed_rows.append(
+            [
+                NAMES[target],
+                r["rate"],
+                r["latency_ms_p50"],
+                r["latency_ms_p99"],
+                r["latency_ms_p999"],
+                r["latency_ms_max"],
+                _x(_ratio(r["latency_ms_p99"], base["latency_ms_p99"])),
+                r["server_cpu_us_per_msg"],
+                _pct(r["server_busy"]),
+                r["unanswered"],
+                r["send_lag_ms_p99"],
+            ]
+        )
+    parts.append(
+        table(
+            f"Fixed load (open loop: {base['offered_rate']:,.0f} msg/s over "
+            f"{base['connections']} connections, latency from the scheduled send time)",
+            [
+                "target",
+                "answered msg/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "max ms",
+                "p99 x ceiling",
+                "server us/msg",
+                "server busy",
+                "unanswered",
+                "gen lag p99 ms",
+            ],
+            fixed_rows,
+        )
+    )
+    mixed = results["mixed"]
+    ceiling_us = results["ceiling_round_trips"].get("100", {}).get("server_cpu_us_per_msg")
+    parts.append(
+        table(
+            f"Mixed chat (fsync always): {mixed['pollers']} connections poll get_update every "
+            f"second, {mixed['senders']} send",
+            [
+                "frames/s",
+                "sends/s",
+                "polls/s",
+                "delivered/s",
+                "freshness p50 ms",
+                "p99 ms",
+                "max ms",
+                "send p99 ms",
+                "poll p99 ms",
+                "server us/frame",
+                "x ceiling us/msg",
+                "server busy",
+                "errors",
+            ],
+            [
+                [
+                    mixed["rate"],
+                    mixed["send_rate"],
+                    mixed["poll_rate"],
+                    mixed["delivered_rate"],
+                    mixed["freshness_ms_p50"],
+                    mixed["freshness_ms_p99"],
+                    mixed["freshness_ms_max"],
+                    mixed["send_ms_p99"],
+                    mixed["poll_ms_p99"],
+                    mixed["server_cpu_us_per_frame"],
+                    _x(_ratio(mixed["server_cpu_us_per_frame"], ceiling_us)),
+                    _pct(mixed["server_busy"]),
+                    mixed["send_errors"] + mixed["poll_errors"],
+                ]
+            ],
+        )
+    )
+    storm = results["storm"]
+    parts.append(
+        table(
+            f"Login storm (fsync always): {storm['logins']} concurrent authentications while "
+            f"{storm['chat_connections']} connections chat at {storm['chat_rate']:,.0f} msg/s",
+            [
+                "storm s",
+                "logins/s",
+                "login p50 ms",
+                "login max ms",
+                "chat p50 before ms",
+                "chat p99 before ms",
+                "chat p50 during ms",
+                "chat p99 during ms",
+                "p99 during / before",
+                "server busy before",
+                "during",
+                "errors",
+            ],
+            [
+                [
+                    storm["storm_seconds"],
+                    storm["logins_per_s"],
+                    storm["login_ms_p50"],
+                    storm["login_ms_max"],
+                    storm["baseline_ms_p50"],
+                    storm["baseline_ms_p99"],
+                    storm["storm_ms_p50"],
+                    storm["storm_ms_p99"],
+                    _x(_ratio(storm["storm_ms_p99"], storm["baseline_ms_p99"])),
+                    _pct(storm["baseline_server_busy"]),
+                    _pct(storm["storm_server_busy"]),
+                    storm["login_errors"] + storm["chat_errors"],
+                ]
+            ],
+        )
+    )
+    idle_rows: list[Row] = []
+    for key, name in (("ceiling_idle", "ceiling"), ("server_idle", "server, fsync always")):
+        r = results[key]
+        idle_rows.append(
+            [
+                name,
+                r["alive"],
+                r["rss_before_kib"] / 1024,
+                r["rss_after_kib"] / 1024,
+                r["kib_per_connection"],
+                _x(_ratio(r["kib_per_connection"], results["ceiling_idle"]["kib_per_connection"])),
+                r["open_seconds"],
+                r["errors"],
+            ]
+        )
+    parts.append(
+        table(
+            "Idle connections (each sent one authenticated request, then stayed silent)",
+            [
+                "target",
+                "open",
+                "RSS before MiB",
+                "after MiB",
+                "KiB/connection",
+                "x ceiling",
+                "opened in s",
+                "errors",
+            ],
+            idle_rows,
+        )
+    )
+    history = results["history"]
+    history_rows: list[Row] = []
+    for label in sorted({key.split("_", 1)[0] for key in history}, key=int):
+        history_rows.append(
+            [
+                int(label),
+                history[f"{label}_first_page_ms_p50"],
+                history[f"{label}_first_page_ms_max"],
+                history[f"{label}_first_page_kib"],
+                history[f"{label}_pages"],
+                history[f"{label}_messages"],
+                history[f"{label}_all_seconds"],
+                history[f"{label}_messages_per_s"],
+                history[f"{label}_server_cpu_us_per_msg"],
+            ]
+        )
+    parts.append(
+        table(
+            "History (all_messages, list dialect: the first page, then every page)",
+            [
+                "flow messages",
+                "first page p50 ms",
+                "max ms",
+                "page KiB",
+                "pages",
+                "received",
+                "all in s",
+                "messages/s",
+                "server us/msg",
+            ],
+            history_rows,
+        )
+    )
+    scale = results["scale"]
+    parts.append(
+        table(
+            "Scale of state (in-process, bench/state_scale.py)",
+            [
+                "users",
+                "messages",
+                "state RSS MiB",
+                "snapshot MiB",
+                "capture pause ms (worst)",
+                "encode+write+fsync s",
+                "restart s",
+                "journal replayed",
+                "peak RSS MiB",
+            ],
+            [
+                [
+                    scale["users"],
+                    scale["messages"],
+                    scale["state_rss_mib"],
+                    scale["snapshot_mib"],
+                    scale["pause_worst_ms"],
+                    scale["snapshot_write_s"],
+                    scale["restart_s"],
+                    scale["journal_records"],
+                    scale["peak_rss_mib"],
+                ]
+            ],
+        )
+    )
+    return "\n".join(parts)
+
+
+def write_results_md(document: Document, path: Path) -> None:
+    m = document["machine"]
+    text = f"""# Benchmark results
+
+Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
+{document["seconds"]:.0f} s. Regenerate the file with the same command; the figures are in
+`bench/results.json`, the plot is `bench/results.png` (`python -m bench.plot`).
+
+## Machine
+
+- CPU: {m["cpu"]}, {m["cores"]} cores; Linux {m["kernel"]}; Python {m["python"]}
+- Server pinned to core(s) {m["server_cores"]}, load generator to core(s)
+  {m["generator_cores"]} (`os.sched_setaffinity`).
+
+## How it was measured
+
+- Every server (the real one, or the ceiling `bench/ceiling.py`: trio-websocket, one task per
+  connection, `msgspec.json.decode` of each frame, the frame sent back) runs as its own
+  process; the load generator (`bench/loadgen.py`, picows on asyncio, frames encoded ahead)
+  runs as another, over loopback. Server CPU per message is the server's utime + stime
+  (`/proc/PID/stat`) over the measured window divided by the replies in it; RSS is `VmRSS`.
+- Abuse limits: **{document["abuse_limits"]}**. Timeouts hold.
+- Durability: `--fsync always` (the default: every reply waits for its journal fsync) unless a
+  row says `fsync off`. The data directory is on the repo's own disk (`bench/.data-*`), built
+  offline with the package's core (users with known tokens, argon2id hashes for the storm
+  users at the server's default cost), loaded from a snapshot at start.
+- `--snapshot-interval inf` (no periodic snapshot inside a measurement), `--log-level INFO`.
+- Requests are in the list dialect, as every real client speaks it; each connection uses its
+  own user's token. Latency percentiles are of every reply in the window.
+- A shared 2-core machine drifts from run to run: read the ratios to the ceiling, measured in
+  the same run, rather than the absolute figures. "gen lag p99" is how late the generator
+  itself sent in the open-loop runs: a large one means the generator's core was taken by
+  other work on the machine, and that row's latency is inflated by it.
+- Open-loop latency (fixed load, login storm) is measured from each send's scheduled time, so
+  a stall is charged to every request it delayed (no coordinated omission).
+- The login storm keeps the pinning: the server's argon2 threads share its one core with its
+  event loop, as they would on a server whose cores are all busy.
+- Idle connections: each sent one `ping_pong` with its user's token and got the reply; the
+  protocol keeps no per-connection login, so that is what "authenticated" means here.
+
+{tables(document)}
+![throughput and p99 latency against connection count](results.png)
+"""
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results.json"))
+    parser.add_argument("--write-md", type=Path)
+    args = parser.parse_args()
+    document: Document = json.loads(args.results.read_text())
+    print(tables(document))
+    if args.write_md:
+        write_results_md(document, args.write_md)
+
+
+if __name__ == "__main__":
+    main()

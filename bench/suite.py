@@ -1,0 +1,529 @@
+"""The benchmark suite: the real server and its ceiling, driven by a separate load generator.
+
+    .venv/bin/python -m bench            # the whole suite, under 10 minutes
+    .venv/bin/python -m bench --quick    # a shorter form of every scenario, under 2 minutes
+
+Each server (the real one, or ``bench/ceiling.py``) runs as its own process pinned to one
+core; the load generator (``bench/loadgen.py``, picows on asyncio) runs as another, pinned to
+the other core. Chat figures are printed beside the ceiling's, measured in the same run, and
+as a ratio to it. Results go to a JSON file; a full run also writes bench/RESULTS.md and
+bench/results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeAlias
+
+import msgspec
+
+from . import prepare
+from .loadgen import TIME_MARK, AnySpec, History, Idle, Mixed, OpenLoop, RoundTrips, Storm
+from .procstat import rss_kib
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PYTHON = sys.executable
+URL = re.compile(r"Serving \w+ on (ws://\S+)")
+Result: TypeAlias = dict[str, float | int | str | None]
+_encode = msgspec.json.Encoder().encode
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """How much of each scenario a run does."""
+
+    round_trip_connections: tuple[int, ...] = (1, 10, 100, 1000)
+    warmup: float = 1.0
+    duration: float = 5.0
+    fixed_rate: float = 2000.0
+    fixed_connections: int = 100
+    fixed_duration: float = 10.0
+    pollers: int = 90
+    senders: int = 10
+    sender_rate: float = 10.0
+    mixed_duration: float = 10.0
+    storm_chat_connections: int = 100
+    storm_chat_rate: float = 1000.0
+    storm_logins: int = 200
+    storm_baseline: float = 5.0
+    idle_connections: int = 5000
+    history: tuple[int, ...] = (10_000, 100_000)
+    history_repeats: int = 5
+    scale_users: int = 100_000
+    scale_messages: int = 1_000_000
+
+
+FULL = Plan()
+QUICK = Plan(
+    warmup=0.5,
+    duration=2.0,
+    fixed_duration=4.0,
+    mixed_duration=4.0,
+    storm_logins=40,
+    storm_baseline=3.0,
+    idle_connections=1000,
+    history_repeats=3,
+    scale_users=10_000,
+    scale_messages=100_000,
+)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def cores() -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, generator cores): different ones where the machine has two or more."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None, None
+    return {available[-1]}, {available[0]}
+
+
+SERVER_CORES, GENERATOR_CORES = cores()
+
+
+def _pin(pid: int, cpus: set[int] | None) -> None:
+    if cpus is not None:
+        os.sched_setaffinity(pid, cpus)
+
+
+class Server:
+    """A server process: started, its URL read from its log, its log drained after that."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        _pin(self.process.pid, SERVER_CORES)
+        self.log: list[str] = []
+        assert self.process.stderr is not None
+        watchdog = threading.Timer(120, self.process.kill)  # a server that never says its URL
+        watchdog.start()
+        try:
+            for line in self.process.stderr:
+                self.log.append(line)
+                if found := URL.search(line):
+                    self.url = found.group(1)
+                    break
+            else:
+                raise RuntimeError(f"{name} did not start:\n{''.join(self.log[-20:])}")
+        finally:
+            watchdog.cancel()
+        # keep reading its log, or a full pipe would stall the server mid-run
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    @property
+    def is_ceiling(self) -> bool:
+        return self.name == "ceiling"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            del self.log[:-200]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def server_supports_no_limits() -> bool:
+    shown = subprocess.run(
+        [PYTHON, "-m", "morelia_trio", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    return "--no-limits" in shown.stdout
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, fsync: str, no_limits: bool) -> Iterator[Server]:
+    argv = [
+        PYTHON,
+        "-m",
+        "morelia_trio",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--snapshot-interval",
+        "inf",
+        "--log-level",
+        "INFO",  # the line naming the URL is logged at INFO
+        "--fsync",
+        fsync,
+    ]
+    if no_limits:
+        argv.append("--no-limits")
+    server = Server(f"server (fsync {fsync})", argv)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def running_ceiling() -> Iterator[Server]:
+    server = Server("ceiling", [PYTHON, "-m", "bench.ceiling"])
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def drive(spec: AnySpec, timeout: float = 300.0) -> Result:
+    """Run one scenario in a fresh load-generator process; return what it measured."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "bench.loadgen"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    _pin(process.pid, GENERATOR_CORES)
+    out, _ = process.communicate(_encode(spec), timeout=timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({process.returncode}) on {spec!r:.200}")
+    result: Result = msgspec.json.decode(out)
+    return result
+
+
+# --- frames (the list dialect, as every real client speaks it) --------------------------------
+
+
+def _frame(type_: str, data: dict[str, object]) -> str:
+    return _encode({"type": type_, "data": data, "jsonapi": {"version": "1.0"}}).decode()
+
+
+def _me(user: tuple[int, str]) -> list[dict[str, str]]:
+    return [{"uuid": str(user[0]), "auth_id": user[1]}]
+
+
+def send_frame(user: tuple[int, str], flow: int, text: str) -> str:
+    message = [{"text": text}]
+    return _frame(
+        "send_message", {"user": _me(user), "flow": [{"uuid": str(flow)}], "message": message}
+    )
+
+
+def timed_frame(type_: str, user: tuple[int, str], flow: int | None = None) -> str:
+    """A frame whose data.time the generator fills in."""
+    data: dict[str, object] = {"user": _me(user), "time": TIME_MARK}
+    if flow is not None:
+        data["flow"] = [{"uuid": str(flow)}]
+    return _frame(type_, data).replace(f'"{TIME_MARK}"', TIME_MARK)
+
+
+def ping_frame(user: tuple[int, str]) -> str:
+    return _frame("ping_pong", {"user": _me(user)})
+
+
+def login_frame(login: str) -> str:
+    user = [{"login": login, "password": prepare.STORM_PASSWORD}]
+    return _frame("authentication", {"user": user})
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+class Suite:
+    def __init__(self, plan: Plan, work: Path, no_limits: bool) -> None:
+        self.plan = plan
+        self.work = work
+        self.no_limits = no_limits
+        self.results: dict[str, object] = {}
+        self.runs = 0
+        chat_users = max((*plan.round_trip_connections, plan.fixed_connections, 200))
+        started = time.perf_counter()
+        self.chat_template = work / "chat-template"
+        self.chat = prepare.build(
+            self.chat_template, chat_users=chat_users, storm_users=plan.storm_logins
+        )
+        self.history_template = work / "history-template"
+        self.history = prepare.build(self.history_template, chat_users=1, history=plan.history)
+        say(f"prepared data directories in {time.perf_counter() - started:.1f} s")
+
+    def data_dir(self, template: Path) -> Path:
+        self.runs += 1
+        return prepare.copy(template, self.work / f"run-{self.runs}")
+
+    def users(self, count: int) -> list[tuple[int, str]]:
+        return [self.chat.chat_users[n % len(self.chat.chat_users)] for n in range(count)]
+
+    def chat_frames(self, count: int, text: str = "hello from the benchmark") -> list[str]:
+        return [send_frame(user, prepare.GENERAL_FLOW, text) for user in self.users(count)]
+
+    def round_trips(self, server: Server) -> dict[str, Result]:
+        found: dict[str, Result] = {}
+        plan = self.plan
+        for count in plan.round_trip_connections:
+            result = drive(
+                RoundTrips(
+                    url=server.url,
+                    server_pid=server.pid,
+                    check_replies=not server.is_ceiling,
+                    frames=self.chat_frames(count),
+                    warmup=plan.warmup,
+                    duration=plan.duration,
+                )
+            )
+            result["rss_kib"] = rss_kib(server.pid)
+            found[str(count)] = result
+            say(
+                f"  {server.name}: {count:5} connections: {result['rate']:8.0f} msg/s, "
+                f"p99 {result['latency_ms_p99']:.2f} ms, "
+                f"server {result['server_cpu_us_per_msg']:.0f} us/msg "
+                f"(busy {result['server_busy']:.0%}), generator busy {result['gen_busy']:.0%}"
+            )
+        return found
+
+    def fixed_rate(self, server: Server) -> Result:
+        plan = self.plan
+        result = drive(
+            OpenLoop(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                frames=self.chat_frames(plan.fixed_connections),
+                rate=plan.fixed_rate,
+                warmup=plan.warmup,
+                duration=plan.fixed_duration,
+            )
+        )
+        say(
+            f"  {server.name}: {plan.fixed_rate:.0f} msg/s offered: {result['rate']:.0f} answered, "
+            f"p50 {result['latency_ms_p50']:.2f} ms, p99 {result['latency_ms_p99']:.2f} ms, "
+            f"p99.9 {result['latency_ms_p999']:.2f} ms"
+        )
+        return result
+
+    def mixed(self, server: Server) -> Result:
+        plan = self.plan
+        users = self.users(plan.pollers + plan.senders)
+        result = drive(
+            Mixed(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                poll_frames=[timed_frame("get_update", user) for user in users[: plan.pollers]],
+                send_frames=[
+                    send_frame(user, prepare.GENERAL_FLOW, f"mixed chat t={TIME_MARK}")
+                    for user in users[plan.pollers :]
+                ],
+                poll_interval=1.0,
+                sender_rate=plan.sender_rate,
+                warmup=plan.warmup,
+                duration=plan.mixed_duration,
+            )
+        )
+        say(
+            f"  {server.name}: mixed: {result['rate']:.0f} frames/s, freshness p50 "
+            f"{result['freshness_ms_p50']:.0f} ms, p99 {result['freshness_ms_p99']:.0f} ms"
+        )
+        return result
+
+    def storm(self, server: Server) -> Result:
+        plan = self.plan
+        result = drive(
+            Storm(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                chat_frames=self.chat_frames(plan.storm_chat_connections),
+                chat_rate=plan.storm_chat_rate,
+                login_frames=[login_frame(login) for login in self.chat.storm_logins],
+                warmup=plan.warmup,
+                baseline=plan.storm_baseline,
+            )
+        )
+        say(
+            f"  {server.name}: login storm: {result['logins']} logins in "
+            f"{result['storm_seconds']:.1f} s; chat p99 {result['baseline_ms_p99']:.2f} ms "
+            f"-> {result['storm_ms_p99']:.2f} ms"
+        )
+        return result
+
+    def idle(self, server: Server, hello: list[str]) -> Result:
+        result = drive(
+            Idle(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                frames=hello,
+                settle=2.0,
+            )
+        )
+        say(
+            f"  {server.name}: {result['alive']} idle connections, "
+            f"{result['kib_per_connection']:.1f} KiB each"
+        )
+        return result
+
+    def history_scenario(self, server: Server) -> Result:
+        user = self.history.chat_users[0]
+        flows = {
+            str(count): timed_frame("all_messages", user, flow)
+            for count, flow in self.history.history_flows.items()
+        }
+        result = drive(
+            History(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                flows=flows,
+                repeats=self.plan.history_repeats,
+            )
+        )
+        for count in self.history.history_flows:
+            say(
+                f"  history of {count} messages: first page p50 "
+                f"{result[f'{count}_first_page_ms_p50']:.1f} ms; all "
+                f"{result[f'{count}_messages']} in {result[f'{count}_all_seconds']:.2f} s"
+            )
+        return result
+
+    def scale(self) -> Result:
+        out = self.work / "scale.json"
+        subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "bench.state_scale",
+                "--users",
+                str(self.plan.scale_users),
+                "--messages",
+                str(self.plan.scale_messages),
+                "--journal-mib",
+                "16",
+                "--json",
+                str(out),
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        result: Result = json.loads(out.read_text())
+        say(
+            f"  scale: {result['users']:,} users, {result['messages']:,} messages: "
+            f"RSS {result['state_rss_mib']:.0f} MiB, snapshot {result['snapshot_mib']:.0f} MiB"
+        )
+        return result
+
+    def run(self) -> dict[str, object]:
+        plan, results = self.plan, self.results
+        say("ceiling (trio-websocket echo, msgspec decode)")
+        with running_ceiling() as ceiling:
+            results["ceiling_round_trips"] = self.round_trips(ceiling)
+            results["ceiling_fixed_rate"] = self.fixed_rate(ceiling)
+        with running_ceiling() as ceiling:
+            hello = [_frame("ping_pong", {}) for _ in range(plan.idle_connections)]
+            results["ceiling_idle"] = self.idle(ceiling, hello)
+        for fsync in ("off", "always"):
+            say(f"server, fsync {fsync}")
+            with running_server(self.data_dir(self.chat_template), fsync, self.no_limits) as s:
+                results[f"server_{fsync}_round_trips"] = self.round_trips(s)
+                results[f"server_{fsync}_fixed_rate"] = self.fixed_rate(s)
+                if fsync == "always":
+                    results["mixed"] = self.mixed(s)
+        say("server, fsync always: login storm")
+        with running_server(self.data_dir(self.chat_template), "always", self.no_limits) as s:
+            results["storm"] = self.storm(s)
+        say("server, fsync always: idle connections")
+        with running_server(self.data_dir(self.chat_template), "always", self.no_limits) as s:
+            hello = [ping_frame(user) for user in self.users(plan.idle_connections)]
+            results["server_idle"] = self.idle(s, hello)
+        say("server, fsync always: history")
+        with running_server(self.data_dir(self.history_template), "always", self.no_limits) as s:
+            results["history"] = self.history_scenario(s)
+        say("scale of state (in-process)")
+        results["scale"] = self.scale()
+        return results
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    return {
+        "cpu": model,
+        "cores": str(os.cpu_count()),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "server_cores": str(sorted(SERVER_CORES or [])),
+        "generator_cores": str(sorted(GENERATOR_CORES or [])),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short form (under 2 minutes)")
+    parser.add_argument("--out", type=Path, help="results JSON (bench/results[-quick].json)")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write bench/RESULTS.md and results.png"
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    out = args.out or BENCH / ("results-quick.json" if args.quick else "results.json")
+    no_limits = server_supports_no_limits()
+    if not no_limits:
+        say("warning: this server has no --no-limits: abuse limits stay on")
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=".data-", dir=BENCH))  # the repo's own disk
+    try:
+        results = Suite(plan, work, no_limits).run()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    document = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "seconds": elapsed,
+        "machine": machine(),
+        "abuse_limits": "off (--no-limits)" if no_limits else "on",
+        "plan": msgspec.to_builtins(plan),
+        "results": results,
+    }
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    from . import report
+
+    print(report.tables(document))
+    say(f"suite finished in {elapsed:.0f} s; results in {out}")
+    if not args.quick and not args.no_report:
+        report.write_results_md(document, BENCH / "RESULTS.md")
+        from . import plot
+
+        plot.plot(document, BENCH / "results.png")
+        say("wrote bench/RESULTS.md and bench/results.png")
