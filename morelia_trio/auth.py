@@ -129,6 +129,12 @@ class HashingThreads:
 
 
 def _lowest_priority() -> None:
-    """Make the calling thread (and threads it starts: argon2's lanes) yield to all others."""
+    """Make the calling thread (and threads it starts: argon2's lanes) yield to all others.
+
+    On Linux, SCHED_IDLE: it runs only on a core nothing else wants, and a waking event loop
+    takes the core back at once (nice 19 alone still let hashes delay it by milliseconds).
+    """
     with contextlib.suppress(AttributeError, OSError):  # Linux: a thread id is a "process"
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    with contextlib.suppress(AttributeError, OSError):  # 0: the calling thread
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

@@ -342,7 +342,7 @@ MAX_ID: Final = 2**63 - 1
 
 def _check_version(jsonapi: JsonApiIn | None) -> None:
     version = jsonapi.version if jsonapi else None
-    if version is None:
+    if version is None or version == "1.0":  # what every client sends: no regex for it
         return
     if isinstance(version, str):
         matched = _VERSION.match(version)
