@@ -228,10 +228,12 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
         envelope = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise _validation_failure(frame, exc) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeEncodeError):  # (a str with a lone surrogate)
         raise FrameError(
             BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT
         ) from None
+    except RecursionError:  # msgspec recurses on nesting, and has no limit of its own
+        raise _too_deep() from None
     data = envelope.data or _NO_DATA
     dialect = _dialect_of(data)
     parse = PARSERS.get(envelope.type)
@@ -247,6 +249,10 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
 
 
 _NO_DATA: Final = DataIn()
+
+
+def _too_deep() -> FrameError:
+    return FrameError(BadRequest("The frame is nested too deeply."), ERRORS_TYPE, Dialect.DOCUMENT)
 
 
 def _dialect_of(data: DataIn) -> Dialect:
@@ -278,6 +284,8 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
         )
     except msgspec.DecodeError:  # e.g. a lone surrogate escape: valid syntax, invalid text
         return FrameError(BadRequest("The frame is not valid JSON."), ERRORS_TYPE, Dialect.DOCUMENT)
+    except RecursionError:
+        return _too_deep()
     dialect = Dialect.DOCUMENT
     if any(
         bytes(data_outline[key]).lstrip()[:1] == b"["
