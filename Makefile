@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: install run test lint typecheck check crash-test bench bench-quick clean
+.PHONY: install run test lint typecheck check crash-test fuzz autobahn bench bench-quick clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,autobahn]'
 	touch $(BENCH_INSTALLED)
 
 install: $(INSTALLED)
@@ -29,7 +29,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(BENCH_INSTALLED)  # bench/ is checked against picows' and matplotlib's own types
+typecheck: $(BENCH_INSTALLED)  # bench/ and autobahn/ are checked against their tools' own types
 	$(BIN)/mypy
 
 check: lint typecheck test
@@ -39,6 +39,15 @@ check: lint typecheck test
 crash-test: $(INSTALLED)
 	$(BIN)/python -m tests.crash --kills 60
 	$(BIN)/python -m tests.crash --kills 60 --power-loss --torn-tails
+
+# A long fuzzing run (make test runs 150,000 inputs): a million random and mutated frames.
+fuzz: $(INSTALLED)
+	MORELIA_FUZZ_INPUTS=1000000 MORELIA_FUZZ_EXAMPLES=1500 $(BIN)/pytest -q tests/test_fuzz.py
+
+# WebSocket conformance: Autobahn fuzzing-client cases 1-10 (kosoku) against the server's
+# /echo endpoint (serve --autobahn-echo: the same stack, limits and loop as /ws).
+autobahn: $(BENCH_INSTALLED)
+	$(BIN)/python autobahn/run.py
 
 # The benchmark suite: the real server and its ceiling (bench/ceiling.py) as separate
 # processes, driven by a picows load generator. Under 10 minutes (bench-quick: under 2);

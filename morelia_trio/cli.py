@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="switch every abuse limit off (benchmarks and tests only; sizes and timeouts hold)",
     )
+    run.add_argument(
+        "--autobahn-echo",
+        action="store_true",
+        help="also serve /echo, which sends every frame back over the same WebSocket stack, "
+        "limits and timeouts as /ws (for WebSocket conformance tests: make autobahn)",
+    )
     _add_struct_options(run, "sizes", defaults.limits)
     _add_struct_options(run, "abuse limits", AbuseLimits())
     _add_struct_options(run, "timeouts (seconds)", defaults.timeouts, prefix="timeout-")
@@ -126,6 +132,7 @@ def config_from(args: argparse.Namespace) -> Config:
         abuse=None if args.no_limits else _struct_from(args, AbuseLimits()),
         timeouts=_struct_from(args, Timeouts(), prefix="timeout-"),
         log_level=args.log_level,
+        autobahn_echo=args.autobahn_echo,
     )
 
 

@@ -124,3 +124,4 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     argon2: Argon2Params = Argon2Params()
     hash_threads: int = os.cpu_count() or 2  # concurrent password hashes
     log_level: str = "INFO"
+    autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

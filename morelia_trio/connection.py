@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import msgspec
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 SUCCESS_DETAIL = "successfully"
 WS_PATH = "/ws"
+# Only with --autobahn-echo: every frame comes back as it was sent, over the same WebSocket
+# stack, limits and connection loop as /ws, so a conformance suite (Autobahn) can test them.
+ECHO_PATH = "/echo"
 
 # errors.id in the document dialect: unique and increasing, across restarts too.
 _reply_ids: Iterator[int] = itertools.count(time.time_ns() // 1000)
@@ -89,9 +92,18 @@ def _too_big(frame: str | bytes, limit: int) -> bool:
     return len(frame.encode("utf-8", "surrogatepass")) > limit
 
 
-async def serve_connection(request: WebSocketRequest, ctx: Context) -> None:
-    """Answer every frame on one WebSocket, in order, until the peer goes away."""
-    if request.path.split("?", 1)[0] != WS_PATH:
+async def _echo(frame: str | bytes, ctx: Context, peer: Peer) -> str | bytes:
+    """The reply at ECHO_PATH: the frame itself, text or binary."""
+    return frame
+
+
+async def serve_connection(request: WebSocketRequest, ctx: Context, *, echo: bool = False) -> None:
+    """Answer every frame on one WebSocket, in order, until the peer goes away.
+
+    With ``echo`` (``--autobahn-echo``), ECHO_PATH is served too, by the same loop.
+    """
+    path = request.path.split("?", 1)[0]
+    if path != WS_PATH and not (echo and path == ECHO_PATH):
         await request.reject(404, body=b"MoreliaTalk is served at /ws\n")
         return
     remote = request.remote
@@ -105,13 +117,18 @@ async def serve_connection(request: WebSocketRequest, ctx: Context) -> None:
     try:
         ws = await request.accept()
         log.info("%s: connection opened", peer)
-        ended = await _converse(ws, ctx, peer)
+        ended = await _converse(ws, ctx, peer, _echo if path == ECHO_PATH else respond)
         log.info("%s: connection closed: %s", peer, ended)
     finally:
         ctx.guard.release(peer.address)
 
 
-async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
+async def _converse(
+    ws: WebSocketConnection,
+    ctx: Context,
+    peer: Peer,
+    answer: Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]] = respond,
+) -> str:
     """Read and answer frames until the connection ends; say why it ended."""
     timeouts, guard = ctx.timeouts, ctx.guard
     frames = guard.frame_bucket()
@@ -137,7 +154,7 @@ async def _converse(ws: WebSocketConnection, ctx: Context, peer: Peer) -> str:
                         return "frame too big (1009)"
                     if frames is None or frames.take(guard.clock()):
                         strikes = 0
-                        reply = await respond(frame, ctx, peer)
+                        reply = await answer(frame, ctx, peer)
                     else:
                         strikes += 1
                         if guard.limits is not None and strikes >= guard.limits.flood_strikes:

@@ -84,7 +84,7 @@ async def serve(
             listener = await nursery.start(
                 partial(
                     serve_websocket,
-                    partial(serve_connection, ctx=ctx),
+                    partial(serve_connection, ctx=ctx, echo=config.autobahn_echo),
                     config.host,
                     config.port,
                     None,
@@ -94,6 +94,8 @@ async def serve(
                 )
             )
             running = Running(config.host, listener.port, store, ctx)
+            if config.autobahn_echo:
+                log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
             log.info("Serving MoreliaTalk on %s", running.url)
             task_status.started(running)
     except BaseException as exc:

@@ -242,3 +242,26 @@ async def test_one_log_line_per_open_close_and_error(
     assert "ping_pong 401" in lines[1]
     assert "errors 400" in lines[2]
     assert "connection closed: by the peer" in lines[3]
+
+
+# --- the conformance aid ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("echo", [True, False])
+async def test_echo_is_served_only_with_autobahn_echo(
+    deadline: None, nursery: trio.Nursery, morelia_config: Config, echo: bool
+) -> None:
+    config = msgspec.structs.replace(morelia_config, autobahn_echo=echo)
+    running: Running = await nursery.start(serve, config)
+    url = running.url.removesuffix("/ws") + "/echo"
+    if not echo:
+        with pytest.raises(ConnectionRejected) as rejected:
+            async with open_client(url):
+                pass
+        assert rejected.value.status_code == 404
+        return
+    async with open_client(url) as client:
+        for frame in ("not json at all", b"\x00\x01binary", PING):
+            await client.ws.send_message(frame)
+            assert await client.ws.get_message() == frame
+    await still_served(running)
