@@ -134,6 +134,7 @@ async def _converse(
     frames = guard.frame_bucket()
     strikes = 0  # frames refused for flooding since the last one let through
     silent = 0.0  # seconds since the last frame
+    caught: str | bytes | None = None  # a frame that came in just as its read timed out
     try:
         while True:
             # One cancel scope times every frame until a timeout fires: moving its deadline
@@ -142,11 +143,17 @@ async def _converse(
             phase = "reading"
             with trio.CancelScope() as timer:
                 while True:
-                    waited = min(timeouts.ping_interval, timeouts.idle - silent)
-                    _expire_in(timer, waited)
-                    phase = "reading"
-                    frame = await ws.get_message()
-                    silent = 0.0
+                    if caught is None:
+                        waited = min(timeouts.ping_interval, timeouts.idle - silent)
+                        _expire_in(timer, waited)
+                        phase = "reading"
+                        frame = await ws.get_message()
+                        silent = 0.0
+                        if timer.cancel_called:  # too late to move the deadline: a new timer
+                            caught = frame
+                            break
+                    else:
+                        frame, caught = caught, None
                     phase = "answering"  # answer and send: within timeouts.send together
                     _expire_in(timer, timeouts.send)
                     if _too_big(frame, ctx.limits.max_frame_bytes):
@@ -163,6 +170,8 @@ async def _converse(
                         reply = _flood_reply(ctx)
                     phase = "sending"
                     await ws.send_message(reply)
+            if caught is not None:
+                continue
             if phase == "sending":
                 return f"a reply not taken in {timeouts.send:g} s (slow reader)"
             if phase == "answering":
