@@ -420,9 +420,12 @@ Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
 - Requests are in the list dialect, as every real client speaks it; each connection uses its
   own user's token. Latency percentiles are of every reply in the window.
 - A shared 2-core machine drifts from run to run: read the ratios to the ceiling, measured in
-  the same run, rather than the absolute figures. "gen lag p99" is how late the generator
-  itself sent in the open-loop runs: a large one means the generator's core was taken by
-  other work on the machine, and that row's latency is inflated by it.
+  the same run, rather than the absolute figures. Round trips drift by +-20% within minutes, so
+  they are measured in rounds (ceiling, fsync off, fsync always, in turn) and each row is the
+  round with the median msg/s (`rounds_rate` in results.json lists them all). "gen lag p99"
+  is how late the generator itself sent in the open-loop runs: a large one means the
+  generator's core was taken by other work on the machine, and that row's latency is
+  inflated by it.
 - Open-loop latency (fixed load, login storm) is measured from each send's scheduled time, so
   a stall is charged to every request it delayed (no coordinated omission).
 - The login storm keeps the pinning: the server's argon2 threads share its one core with its

@@ -104,11 +104,16 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Argon2Params(msgspec.Struct, frozen=True, kw_only=True):
-    """argon2id cost; the defaults are argon2-cffi's RFC 9106 low-memory profile."""
+    """argon2id cost: RFC 9106's low-memory profile (64 MiB, 3 passes), but one lane.
+
+    With four lanes libargon2 starts four threads for every slice of every pass, dozens per
+    hash, and each start maps a stack in the server's address space, stalling the event loop
+    behind the kernel's locks. The server hashes on one thread per core already.
+    """
 
     time_cost: int = 3
     memory_cost: int = 65536  # KiB
-    parallelism: int = 4
+    parallelism: int = 1
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):
