@@ -206,6 +206,8 @@ class Journal:
                 else:
                     await self._has_work.wait()
                 await self.flush()
+                if self.mode == "off":  # it promises nothing: one write per interval at most
+                    await trio.sleep(self.batch_interval)
         finally:
             if self._fd is not None:
                 os.close(self._fd)
