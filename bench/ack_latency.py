@@ -39,6 +39,7 @@ def start_server(data_dir: Path, fsync: str) -> tuple[subprocess.Popen[str], str
             str(data_dir),
             "--fsync",
             fsync,
+            "--no-limits",  # 16 writers registering from one address
         ],
         stderr=subprocess.PIPE,
         text=True,

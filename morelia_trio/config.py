@@ -97,8 +97,7 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     pong: Annotated[float, _said("for the pong, then the connection closes")] = 20.0
     idle: Annotated[float, _said("without a frame, then the connection closes")] = 600.0
     send: Annotated[
-        float,
-        _said("to answer a frame and have the reply taken, else disconnect (slow reader)"),
+        float, _said("for a client to take a reply, then it is disconnected (slow reader)")
     ] = 20.0
     close: Annotated[float, _said("for the closing handshake")] = 5.0
 

@@ -230,7 +230,9 @@ async def test_frames_over_a_websocket(
     await populate(open_server.context, gen)
     tally = Tally()
     with trio.fail_after(120):
-        async with open_websocket_url(open_server.url) as ws:
+        # Replies may be large (a listing of many big messages): the client's own 1 MiB
+        # default closed the connection now and then.
+        async with open_websocket_url(open_server.url, max_message_size=64 * 2**20) as ws:
             for _ in range(WEBSOCKET_INPUTS):
                 frame = gen.dispatcher_input()
                 await ws.send_message(frame)
