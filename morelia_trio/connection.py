@@ -155,8 +155,10 @@ async def _converse(
                             break
                     else:
                         frame, caught = caught, None
-                    phase = "answering"  # however long it takes (a queue of password
-                    timer.deadline = math.inf  # checks, say): only the peer is timed
+                    # The answer takes what it takes (a login may queue for a hashing
+                    # thread): only the peer is timed.
+                    phase = "answering"
+                    timer.deadline = math.inf
                     if _too_big(frame, ctx.limits.max_frame_bytes):
                         await _close(ws, ctx, 1009, "frame too big")
                         return "frame too big (1009)"
