@@ -9,13 +9,9 @@ fsync mode and reports messages/s and reply latency percentiles.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,34 +19,7 @@ import trio
 
 from morelia_trio.client import open_client
 
-URL = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
-
-
-def start_server(data_dir: Path, fsync: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "morelia_trio",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--fsync",
-            fsync,
-            "--no-limits",  # 16 writers registering from one address
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if found := URL.search(line):
-            # keep reading its log, or a full pipe would stall the server mid-run
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return process, found.group(1)
-    raise RuntimeError("the server did not start")
+from .suite import running_server
 
 
 async def drive(url: str, writers: int, seconds: float) -> list[float]:
@@ -87,12 +56,10 @@ def main() -> None:
     print(f"{'fsync':8} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for mode in args.fsync:
         data_dir = Path(tempfile.mkdtemp(prefix="ack-latency-", dir=Path.cwd()))
-        process, url = start_server(data_dir, mode)
         try:
-            latencies = trio.run(drive, url, args.writers, args.seconds)
+            with running_server(data_dir, mode) as server:
+                latencies = trio.run(drive, server.url, args.writers, args.seconds)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
             shutil.rmtree(data_dir)
         rate = len(latencies) / args.seconds
         print(

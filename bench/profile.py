@@ -94,8 +94,7 @@ def main() -> None:
         s = suite.Suite.__new__(suite.Suite)
         s.work, s.runs = work, 0
         s.chat = prepare.build(work / "template", chat_users=args.connections)
-        no_limits = suite.server_supports_no_limits()
-        with suite.running_server(s.data_dir(work / "template"), args.fsync, no_limits) as server:
+        with suite.running_server(s.data_dir(work / "template"), args.fsync) as server:
             spec = RoundTrips(
                 url=server.url,
                 server_pid=server.pid,

@@ -59,6 +59,10 @@ async def serve(
         report.replayed,
     )
     journal = Journal(directory, state.seq + 1, config.fsync, config.fsync_batch_ms / 1000)
+    abuse = config.abuse
+    if abuse is None:
+        log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
+    passwords = Passwords(config.argon2, config.hash_threads, abuse.hash_queue if abuse else None)
     orderly = True
     try:
         async with trio.open_nursery() as nursery:
@@ -67,13 +71,6 @@ async def serve(
             await store.call(core.bootstrap, time.time())
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(snapshot_forever, store, directory, config.snapshot_interval)
-            abuse = config.abuse
-            if abuse is None:
-                log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
-            passwords = Passwords(
-                config.argon2, config.hash_threads, abuse.hash_queue if abuse else None
-            )
-            nursery.start_soon(_close_when_cancelled, passwords)
             ctx = Context(
                 store=store,
                 passwords=passwords,
@@ -102,19 +99,13 @@ async def serve(
         orderly = _is_shutdown(exc)
         raise
     finally:
+        passwords.close()  # its threads end once the hashes already handed over are done
         # Every task has exited, so nobody else touches `state`. After a crash or a disk
         # failure the journal already holds everything acknowledged: leave the files be.
         if orderly and journal.failure is None:
             with trio.CancelScope(shield=True):
                 await write_snapshot(core.capture(state), directory)
             log.info("Final snapshot written at record %d", state.seq)
-
-
-async def _close_when_cancelled(passwords: Passwords) -> None:
-    try:
-        await trio.sleep_forever()
-    finally:
-        passwords.close()
 
 
 def _is_shutdown(exc: BaseException) -> bool:

@@ -467,73 +467,47 @@ def test_snapshot_and_journal_replay_give_the_live_state(
 
 
 @pytest.mark.parametrize(
-    ("snapshot_seq", "files", "damaged", "at_record"),
+    ("snapshot_seq", "files", "damaged", "at_record", "why"),
     [
         # record 7 missing from the middle of a file
-        (0, [[(1, 6), (8, 20)]], 1, 8),
+        (0, [[(1, 6), (8, 20)]], 1, 8, "missing"),
         # a whole file missing between two others
-        (0, [[(1, 6)], [(11, 20)]], 11, 11),
+        (0, [[(1, 6)], [(11, 20)]], 11, 11, "missing"),
         # the snapshot covers 5, the journal resumes at 8
-        (5, [[(8, 20)]], 8, 8),
+        (5, [[(8, 20)]], 8, 8, "missing"),
         # a covered file, then a gap after the snapshot
-        (5, [[(1, 5)], [(7, 20)]], 7, 7),
-    ],
-)
-def test_a_gap_in_sequence_numbers_is_damage(
-    tmp_path: Path,
-    snapshot_seq: int,
-    files: list[list[tuple[int, int]]],
-    damaged: int,
-    at_record: int,
-) -> None:
-    if snapshot_seq:
-        write_snapshot(tmp_path, snapshot_seq)
-    offsets: dict[int, int] = {}
-    for spans in files:
-        numbered = [record for span in spans for record in records(*span)]
-        data, starts = journal_bytes(numbered)
-        (tmp_path / journal_name(numbered[0][0])).write_bytes(data)
-        offsets |= {seq: start for (seq, _), start in zip(numbered, starts, strict=True)}
-    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
-    with pytest.raises(DataDamaged, match="missing") as info:
-        recover(tmp_path)
-    assert info.value.path == tmp_path / journal_name(damaged)
-    assert info.value.offset == offsets[at_record]
-    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
-
-
-@pytest.mark.parametrize(
-    ("snapshot_seq", "files", "damaged", "at_record"),
-    [
+        (5, [[(1, 5)], [(7, 20)]], 7, 7, "missing"),
         # a record repeated inside one file
-        (0, [[(1, 6), (4, 9)]], 1, 4),
+        (0, [[(1, 6), (4, 9)]], 1, 4, "goes back"),
         # a second file that starts inside the first
-        (0, [[(1, 6)], [(3, 9)]], 3, 3),
+        (0, [[(1, 6)], [(3, 9)]], 3, 3, "goes back"),
         # the same, with both files fully covered by the snapshot
-        (9, [[(1, 6)], [(3, 9)]], 3, 3),
+        (9, [[(1, 6)], [(3, 9)]], 3, 3, "goes back"),
     ],
 )
-def test_a_sequence_that_goes_back_is_damage(
+def test_sequence_numbers_out_of_order_are_damage(
     tmp_path: Path,
     snapshot_seq: int,
     files: list[list[tuple[int, int]]],
     damaged: int,
     at_record: int,
+    why: str,
 ) -> None:
     if snapshot_seq:
         write_snapshot(tmp_path, snapshot_seq)
-    offsets: dict[tuple[int, int], int] = {}
+    offsets: dict[tuple[int, int], int] = {}  # (file's first seq, seq) -> offset of its last copy
     for spans in files:
         numbered = [record for span in spans for record in records(*span)]
         data, starts = journal_bytes(numbered)
         first = numbered[0][0]
         (tmp_path / journal_name(first)).write_bytes(data)
-        last_of = {seq: start for (seq, _), start in zip(numbered, starts, strict=True)}
-        offsets |= {(first, seq): start for seq, start in last_of.items()}
-    with pytest.raises(DataDamaged, match="goes back") as info:
+        offsets |= {(first, seq): start for (seq, _), start in zip(numbered, starts, strict=True)}
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(DataDamaged, match=why) as info:
         recover(tmp_path)
     assert info.value.path == tmp_path / journal_name(damaged)
     assert info.value.offset == offsets[(damaged, at_record)]
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_a_file_whose_first_record_is_not_its_name_is_damage(tmp_path: Path) -> None:

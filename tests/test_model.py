@@ -1049,14 +1049,20 @@ class ModelMachine(RuleBasedStateMachine):
         added = self.m.sent(ident(sent, dialect), flow, me, text, picture, reply_to, client_id)
         self.learn_time(added, sent["time"], dialect)
 
-    @rule(data=st.data())
-    def all_messages(self, data: st.DataObject) -> None:
+    def draw_listing(
+        self, data: st.DataObject
+    ) -> tuple[Creds, Dialect, bool, int | None, tuple[float | None, float]]:
+        """What all_messages and get_update both take: who, how, which flow, since when."""
         dialect, lenient = self.draw_dialect(data), self.draw_lenient(data)
         creds = self.draw_creds(data)
         flow_id = None
         if weighted(data, "one flow?", (1, False), (1, True)):
             flow_id = self.draw_flow_id(data, creds)
-        self.do_all_messages(creds, dialect, lenient, flow_id, self.draw_since(data))
+        return creds, dialect, lenient, flow_id, self.draw_since(data)
+
+    @rule(data=st.data())
+    def all_messages(self, data: st.DataObject) -> None:
+        self.do_all_messages(*self.draw_listing(data))
 
     def do_all_messages(
         self,
@@ -1090,12 +1096,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def get_update(self, data: st.DataObject) -> None:
-        dialect, lenient = self.draw_dialect(data), self.draw_lenient(data)
-        creds = self.draw_creds(data)
-        flow_id = None
-        if weighted(data, "one flow?", (1, False), (1, True)):
-            flow_id = self.draw_flow_id(data, creds)
-        self.do_get_update(creds, dialect, lenient, flow_id, self.draw_since(data))
+        self.do_get_update(*self.draw_listing(data))
 
     def do_get_update(
         self,
