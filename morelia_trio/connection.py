@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
@@ -22,6 +21,7 @@ from .errors import InternalError, MoreliaError, TooManyRequests
 from .handlers import Context, handle
 from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
 from .replies import Answer, render
+from .watchdog import PeerTimer, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ async def _echo(frame: str | bytes, ctx: Context, peer: Peer) -> str | bytes:
     return frame
 
 
-async def serve_connection(request: WebSocketRequest, ctx: Context, *, echo: bool = False) -> None:
+async def serve_connection(
+    request: WebSocketRequest, ctx: Context, watchdog: Watchdog, *, echo: bool = False
+) -> None:
     """Answer every frame on one WebSocket, in order, until the peer goes away.
 
     With ``echo`` (``--autobahn-echo``), ECHO_PATH is served too, by the same loop.
@@ -118,7 +120,8 @@ async def serve_connection(request: WebSocketRequest, ctx: Context, *, echo: boo
     try:
         ws = await request.accept()
         log.info("%s: connection opened", peer)
-        ended = await _converse(ws, ctx, peer, _echo if path == ECHO_PATH else respond)
+        with watchdog.timer() as timer:
+            ended = await _converse(ws, ctx, peer, timer, _echo if path == ECHO_PATH else respond)
         log.info("%s: connection closed: %s", peer, ended)
     finally:
         ctx.guard.release(peer.address)
@@ -128,6 +131,7 @@ async def _converse(
     ws: WebSocketConnection,
     ctx: Context,
     peer: Peer,
+    timer: PeerTimer,
     answer: Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]] = respond,
 ) -> str:
     """Read and answer frames until the connection ends; say why it ended."""
@@ -138,27 +142,25 @@ async def _converse(
     caught: str | bytes | None = None  # a frame that came in just as its read timed out
     try:
         while True:
-            # One cancel scope times every frame until a timeout fires: moving its deadline
-            # costs a fraction of what a new scope per read and per send would, and it is
-            # moved only when that changes it noticeably.
+            # The watchdog cancels this scope once the peer is late; only the peer is timed.
             phase = "reading"
-            with trio.CancelScope() as timer:
+            with timer.restart() as scope:
                 while True:
                     if caught is None:
                         waited = min(timeouts.ping_interval, timeouts.idle - silent)
-                        _expire_in(timer, waited)
+                        timer.expire_in(waited)
                         phase = "reading"
                         frame = await ws.get_message()
                         silent = 0.0
-                        if timer.cancel_called:  # too late to move the deadline: a new timer
+                        if scope.cancel_called:  # the timer fired as the frame came in
                             caught = frame
                             break
                     else:
                         frame, caught = caught, None
                     # The answer takes what it takes (a login may queue for a hashing
-                    # thread): only the peer is timed.
+                    # thread): it is not timed.
                     phase = "answering"
-                    timer.deadline = math.inf
+                    timer.stop()
                     if _too_big(frame, ctx.limits.max_frame_bytes):
                         await _close(ws, ctx, 1009, "frame too big")
                         return "frame too big (1009)"
@@ -172,7 +174,7 @@ async def _converse(
                             return "kept flooding (1008)"
                         reply = _flood_reply(ctx)
                     phase = "sending"
-                    _expire_in(timer, timeouts.send)
+                    timer.expire_in(timeouts.send)
                     await ws.send_message(reply)
             if caught is not None:
                 continue
@@ -194,13 +196,6 @@ async def _converse(
         log.exception("%s: bug in a connection; closing it", peer)
         await _close(ws, ctx, 1011, "internal error")
         return "internal error (1011)"
-
-
-def _expire_in(timer: trio.CancelScope, seconds: float) -> None:
-    """Set ``timer`` to fire in ``seconds``, give or take a tenth (at most 1 s)."""
-    deadline = trio.current_time() + seconds
-    if abs(timer.deadline - deadline) > min(1.0, seconds / 10):
-        timer.deadline = deadline
 
 
 async def _close(ws: WebSocketConnection, ctx: Context, code: int, reason: str) -> None:

@@ -21,6 +21,7 @@ from .handlers import Context
 from .journal import Journal
 from .recovery import recover, remove_covered_journals
 from .store import Store, run_store
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,14 @@ async def serve(
                 guard=Guard(abuse),
                 timeouts=config.timeouts,
             )
+            watchdog = Watchdog(config.timeouts)
+            nursery.start_soon(watchdog.run)
             listener = await nursery.start(
                 partial(
                     serve_websocket,
-                    partial(serve_connection, ctx=ctx, echo=config.autobahn_echo),
+                    partial(
+                        serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
+                    ),
                     config.host,
                     config.port,
                     None,
