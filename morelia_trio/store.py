@@ -46,14 +46,10 @@ class Job(Generic[T]):
         if not self.abandoned:
             trio.lowlevel.reschedule(self.task, result)
 
-    async def wait(self) -> T:
-        def abandon(_: object) -> trio.lowlevel.Abort:
-            # The owner may still carry the job out, but nobody will acknowledge it.
-            self.abandoned = True
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        result: T = await trio.lowlevel.wait_task_rescheduled(abandon)
-        return result
+    def abandon(self, _: object) -> trio.lowlevel.Abort:
+        # The owner may still carry the job out, but nobody will acknowledge it.
+        self.abandoned = True
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class Statistics(msgspec.Struct, frozen=True):
@@ -85,11 +81,13 @@ class Store:
         return await self._run(Job(core.capture, (), rotate=True))
 
     async def _run(self, job: Job[T]) -> T:
+        # Every call of every request comes through here: one park, one wake-up, no more.
         try:
             self._send.send_nowait(job)
         except trio.WouldBlock:  # the owner is behind: wait for room (and yield)
             await self._send.send(job)
-        return await job.wait()  # a checkpoint whichever way the job went in
+        result: T = await trio.lowlevel.wait_task_rescheduled(job.abandon)
+        return result  # a checkpoint whichever way the job went in
 
     def statistics(self) -> Statistics:
         return Statistics(self.commands, self.queries, self.journal.appended, self.journal.batches)
