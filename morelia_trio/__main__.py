@@ -6,4 +6,6 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# Guarded: the hashing workers start by importing the main module (multiprocessing spawn).
+if __name__ == "__main__":
+    sys.exit(main())

@@ -106,8 +106,7 @@ class Argon2Params(msgspec.Struct, frozen=True, kw_only=True):
     """argon2id cost: RFC 9106's low-memory profile (64 MiB, 3 passes), but one lane.
 
     With four lanes libargon2 starts four threads for every slice of every pass, dozens per
-    hash, and each start maps a stack in the server's address space, stalling the event loop
-    behind the kernel's locks. The server hashes on one thread per core already.
+    hash. The server hashes in one worker process per core already.
     """
 
     time_cost: int = 3
@@ -126,6 +125,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     abuse: AbuseLimits | None = AbuseLimits()  # None: --no-limits (benchmarks, some tests)
     timeouts: Timeouts = Timeouts()
     argon2: Argon2Params = Argon2Params()
-    hash_threads: int = os.cpu_count() or 2  # concurrent password hashes
+    hash_workers: int = os.cpu_count() or 2  # concurrent password hashes (worker processes)
     log_level: str = "INFO"
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

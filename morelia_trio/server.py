@@ -63,7 +63,7 @@ async def serve(
     abuse = config.abuse
     if abuse is None:
         log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
-    passwords = Passwords(config.argon2, config.hash_threads, abuse.hash_queue if abuse else None)
+    passwords = Passwords(config.argon2, config.hash_workers, abuse.hash_queue if abuse else None)
     orderly = True
     try:
         async with trio.open_nursery() as nursery:
@@ -104,7 +104,6 @@ async def serve(
         orderly = _is_shutdown(exc)
         raise
     finally:
-        passwords.close()  # its threads end once the hashes already handed over are done
         # Every task has exited, so nobody else touches `state`. After a crash or a disk
         # failure the journal already holds everything acknowledged: leave the files be.
         if orderly and journal.failure is None:

@@ -38,7 +38,7 @@ def morelia_config(tmp_path: Path) -> Config:
         snapshot_interval=math.inf,
         abuse=None,
         argon2=CHEAP_ARGON2,
-        hash_threads=2,
+        hash_workers=2,
     )
 
 

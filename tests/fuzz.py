@@ -1022,7 +1022,7 @@ def fuzz_config(data_dir: Path, *, limited: bool = False) -> Config:
         fsync="off",
         abuse=AbuseLimits() if limited else None,
         argon2=CHEAP_ARGON2,
-        hash_threads=2,
+        hash_workers=2,
         limits=Limits(reply_cap=20),
     )
 

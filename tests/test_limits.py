@@ -5,7 +5,6 @@ The guard's clock is replaced by one the test moves, so every count is exact.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -143,36 +142,28 @@ async def test_password_checks_beyond_the_hashing_queue_get_503(
     deadline: None, nursery: trio.Nursery, morelia_config: Config
 ) -> None:
     config = msgspec.structs.replace(
-        morelia_config, abuse=msgspec.structs.replace(LAVISH, hash_queue=2), hash_threads=1
+        morelia_config, abuse=msgspec.structs.replace(LAVISH, hash_queue=2), hash_workers=1
     )
     running: Running = await nursery.start(serve, config)
     passwords = running.context.passwords
     async with open_client(running.url) as client:
         await client.register("ann", "ann-password")
-    release = threading.Event()
-    real_verify = passwords._verify
-
-    def held_verify(password_hash: str, password: str) -> bool:
-        release.wait(10)
-        return real_verify(password_hash, password)
-
-    passwords._verify = held_verify  # type: ignore[method-assign]
     codes: list[int] = []
 
     async def attempt() -> None:
         async with open_client(running.url) as client:
             codes.append(code(await login_reply(client, "ann", "ann-password")))
 
-    async with trio.open_nursery() as attempts:
-        for _ in range(3):  # one hashing, two waiting
+    # The only worker is busy (the test holds it) while two checks wait for it.
+    async with trio.open_nursery() as attempts, passwords.limiter:
+        for _ in range(2):
             attempts.start_soon(attempt)
-        while passwords.threads.waiting < 2:  # noqa: ASYNC110 (no event)
+        while passwords.waiting < 2:  # noqa: ASYNC110 (no event)
             await trio.sleep(0.01)
         for _ in range(5):
-            await attempt()  # refused at once, while the three are held
+            await attempt()  # refused at once, while the two wait
         assert codes == [503] * 5
-        release.set()
-    assert codes == [503] * 5 + [200] * 3
+    assert codes == [503] * 5 + [200] * 2
 
 
 # --- registration flood --------------------------------------------------------------------------
