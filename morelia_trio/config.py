@@ -79,7 +79,7 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
         int, _said("frames refused for flooding, in a row, before closing with 1008")
     ] = 100
     hash_queue: Annotated[
-        int, _said("password checks waiting for a hashing thread (503 beyond)")
+        int, _said("password checks waiting for a hashing worker (503 beyond)")
     ] = 32
     connections_per_address: Annotated[
         int, _said("open connections per client address (handshake refused beyond)")
