@@ -39,6 +39,17 @@ class Passwords:
         self.queue = queue  # how many may wait for a worker; None: any number
         self.computed = 0  # statistics: hashes computed or verified
 
+    async def start_workers(self) -> None:
+        """Start every worker now: a worker starting later would take its first CPU second
+        (importing Python) at normal priority, in the middle of whatever made it start."""
+        async with trio.open_nursery() as nursery:
+            # All start together: none finds another's worker idle, so each starts its own.
+            for _ in range(int(self.limiter.total_tokens)):
+                nursery.start_soon(self._settle_a_worker)
+
+    async def _settle_a_worker(self) -> None:
+        await trio_parallel.run_sync(_settle_worker, limiter=self.limiter)
+
     @property
     def waiting(self) -> int:
         """Hashes waiting for a free worker."""

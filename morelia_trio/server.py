@@ -68,6 +68,7 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(journal.run)
+            nursery.start_soon(passwords.start_workers)
             store: Store = await nursery.start(run_store, state, journal)
             await store.call(core.bootstrap, time.time())
             if math.isfinite(config.snapshot_interval):
