@@ -1,10 +1,14 @@
 """The ceiling: the least a trio-websocket + msgspec server can do per frame.
 
-    .venv/bin/python -m bench.ceiling [--host 127.0.0.1] [--port 0]
+    .venv/bin/python -m bench.ceiling [--host 127.0.0.1] [--port 0] [--server-gc]
 
 One task per connection decodes each text frame with msgspec and sends it back: no state, no
 auth, no journal, no logging. Whatever the real server does beyond this costs it throughput, so
 the suite prints every chat figure as a ratio to this server measured in the same run.
+
+With ``--server-gc`` it tunes CPython's cycle collector as ``morelia-trio serve`` does
+(``cli.settle_gc``): the suite measures that variant too, so that the server's gain from the
+setting is not mistaken for a gain over the stack.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--server-gc", action="store_true", help="the server's gc setting")
     args = parser.parse_args()
+    if args.server_gc:
+        from morelia_trio.cli import settle_gc
+
+        settle_gc()
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(main, args.host, args.port)

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 SERIES = (
     ("ceiling", "ceiling (trio-websocket echo)", "tab:gray"),
+    ("ceiling_gc", "ceiling, server's gc", "tab:olive"),
     ("server_off", "server, fsync off", "tab:blue"),
     ("server_always", "server, fsync always", "tab:red"),
 )

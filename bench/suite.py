@@ -131,7 +131,7 @@ class Server:
 
     @property
     def is_ceiling(self) -> bool:
-        return self.name == "ceiling"
+        return self.name.startswith("ceiling")
 
     @property
     def pid(self) -> int:
@@ -182,8 +182,11 @@ def running_server(data_dir: Path, fsync: str) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def running_ceiling() -> Iterator[Server]:
-    server = Server("ceiling", [PYTHON, "-m", "bench.ceiling"])
+def running_ceiling(server_gc: bool = False) -> Iterator[Server]:
+    if server_gc:  # the ceiling with the server's collector setting (cli.settle_gc)
+        server = Server("ceiling, server's gc", [PYTHON, "-m", "bench.ceiling", "--server-gc"])
+    else:
+        server = Server("ceiling", [PYTHON, "-m", "bench.ceiling"])
     try:
         yield server
     finally:
@@ -433,6 +436,8 @@ class Suite:
             say(f"round trips, round {number} of {plan.round_trip_rounds}")
             with running_ceiling() as ceiling:
                 rounds.setdefault("ceiling", []).append(self.round_trips(ceiling))
+            with running_ceiling(server_gc=True) as ceiling:
+                rounds.setdefault("ceiling_gc", []).append(self.round_trips(ceiling))
             for fsync in ("off", "always"):
                 data_dir = self.data_dir(self.chat_template)
                 with running_server(data_dir, fsync) as s:
