@@ -390,6 +390,8 @@ async def mixed(spec: Mixed) -> Result:
     loop = asyncio.get_running_loop()
     begin = loop.time() + 1.0 + spec.warmup
     end = begin + spec.duration
+    # The same instant on the clock the senders write into each text (perf_counter_ns).
+    begin_ns = time.perf_counter_ns() + round((begin - loop.time()) * 1e9)
     counters = {"sent": 0, "send_errors": 0, "polls": 0, "poll_errors": 0, "delivered": 0}
     send_latency: list[float] = []
     poll_latency: list[float] = []
@@ -461,8 +463,11 @@ async def mixed(spec: Mixed) -> Result:
                 since[index] = max(since[index], message.time)
                 text = message.text or ""
                 mark = text.rfind(" t=")
-                if inside and mark >= 0:
-                    freshness.append((now_ns - int(text[mark + 3 :])) / 1e9)
+                sent_ns = int(text[mark + 3 :]) if mark >= 0 else 0
+                # Only messages sent inside the window: one sent in the warm-up may reach a
+                # poller late (its first reply, from a second back, can be full of older ones).
+                if inside and sent_ns >= begin_ns:
+                    freshness.append((now_ns - sent_ns) / 1e9)
                     counters["delivered"] += 1
             seen[index] = newest
 
