@@ -30,7 +30,8 @@ class Passwords:
     priority. Threads of the server's own process, even at that priority, let a storm of 200
     logins raise the chat p99 4.8 to 6.9 times: a hashing thread takes the GIL back at the
     start and end of every hash, and argon2 maps and unmaps its 64 MiB in the server's own
-    address space. In worker processes the same storm raised it 1.7 to 2.0 times.
+    address space. In worker processes the same storm raised it 1.3 to 2.4 times in most runs
+    (bench/RESULTS.md).
     """
 
     def __init__(self, params: Argon2Params, workers: int, queue: int | None = None) -> None:
@@ -40,8 +41,11 @@ class Passwords:
         self.computed = 0  # statistics: hashes computed or verified
 
     async def start_workers(self) -> None:
-        """Start every worker now: a worker starting later would take its first CPU second
-        (importing Python) at normal priority, in the middle of whatever made it start."""
+        """Start every worker now, before there is anything to serve.
+
+        A worker started later would spend its first CPU (spawning, importing Python) at
+        normal priority, in the middle of the logins that made it start.
+        """
         async with trio.open_nursery() as nursery:
             # All start together: none finds another's worker idle, so each starts its own.
             for _ in range(int(self.limiter.total_tokens)):
