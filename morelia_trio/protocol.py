@@ -12,7 +12,7 @@ import enum
 import math
 import re
 from collections.abc import Callable
-from typing import Final, TypeAlias, TypeVar
+from typing import Annotated, Final, TypeAlias, TypeVar
 
 import msgspec
 
@@ -30,6 +30,9 @@ from .models import FLOW_TYPES, Attachment, FlowType
 
 Id: TypeAlias = int | str
 Bytes: TypeAlias = str | int | list[int]  # auth_id: a string, though the document says bytes
+# An attachment sent as an array of integers (the Flutter client's bytes) holds bytes. The
+# stored models.Attachment stays any integer: data stored before this check must still load.
+AttachmentIn: TypeAlias = str | list[Annotated[int, msgspec.Meta(ge=0, le=255)]]
 
 
 class Dialect(enum.Enum):
@@ -60,10 +63,10 @@ class FlowIn(msgspec.Struct):
 
 
 class FileIn(msgspec.Struct):
-    picture: Attachment | None = None
-    video: Attachment | None = None
-    audio: Attachment | None = None
-    document: Attachment | None = None
+    picture: AttachmentIn | None = None
+    video: AttachmentIn | None = None
+    audio: AttachmentIn | None = None
+    document: AttachmentIn | None = None
 
 
 class MessageIn(msgspec.Struct):
@@ -72,11 +75,11 @@ class MessageIn(msgspec.Struct):
     client_id: Id | None = None
     text: str | None = None
     file: FileIn | None = None
-    file_picture: Attachment | None = None
-    file_video: Attachment | None = None
-    file_audio: Attachment | None = None
-    file_document: Attachment | None = None
-    emoji: Attachment | None = None
+    file_picture: AttachmentIn | None = None
+    file_video: AttachmentIn | None = None
+    file_audio: AttachmentIn | None = None
+    file_document: AttachmentIn | None = None
+    emoji: AttachmentIn | None = None
     reply_to: Id | None = None
 
 
@@ -321,6 +324,8 @@ _TYPE_NAMES: Final = {
 }
 _GOT_NAMES: Final = {"float": "a decimal number"}  # never "must be a number, not a number"
 _EXPECTED: Final = re.compile(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`")
+_BOUND: Final = re.compile(r"Expected `(?P<want>[^`]*)` (?P<op>[<>]=?) (?P<bound>[^ ]+) - at")
+_BOUND_WORDS: Final = {">=": "at least", "<=": "at most", ">": "above", "<": "below"}
 _MISSING: Final = re.compile(r"missing required field `(?P<field>[^`]*)`")
 _PATH: Final = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
@@ -340,6 +345,9 @@ def plain_words(exc: msgspec.ValidationError) -> str:
         want = f"{', '.join(others)} or {last}" if others else last
         got = _GOT_NAMES.get(expected["got"]) or _TYPE_NAMES.get(expected["got"], expected["got"])
         return f"{where} must be {want}, not {got}."
+    if bound := _BOUND.search(message):
+        want = _TYPE_NAMES.get(bound["want"], bound["want"])
+        return f"{where} must be {want} {_BOUND_WORDS[bound['op']]} {bound['bound']}."
     return f"{where} has a value that is not allowed."
 
 

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -439,6 +440,12 @@ async def test_413_attachment_above_the_limit(ann: Client, dialect: str, kind: s
 # name -> (type, data, field named in the document dialect, field named in the list dialect);
 # data is built per dialect by a function of (ann's credentials, the General flow's reference).
 Case = tuple[str, Callable[[Frame, Frame], Frame], str, str]
+
+
+def _picture_with_byte(value: int, user: Frame, flow: Frame) -> Frame:
+    return {"user": user, "flow": flow, "message": {"text": "x", "file_picture": [1, value]}}
+
+
 CASES_415: dict[str, Case] = {
     "login of the wrong type": (
         "register_user",
@@ -549,6 +556,17 @@ CASES_415: dict[str, Case] = {
         "flow.users[0]",
         "flow.users[0]",
     ),
+    # Bytes as an array of integers (the Flutter client's way): each must be a byte. A number
+    # past 2**64 once reached the journal, which cannot encode it, and stopped the server.
+    **{
+        f"attachment byte {value}": (
+            "send_message",
+            partial(_picture_with_byte, value),
+            "message.file_picture[1] must be a whole number at ",
+            "file_picture[1] must be a whole number at ",
+        )
+        for value in (256, -1, 2**70)
+    },
     "time of the wrong type": (
         "all_messages",
         lambda user, flow: {"user": user, "time": "yesterday"},

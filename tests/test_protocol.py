@@ -317,6 +317,14 @@ def validation_error(frame: str) -> msgspec.ValidationError:
             '{"type": "x", "data": 5}',
             "The field data must be an object or null, not a whole number.",
         ),
+        (
+            '{"type": "x", "data": {"message": {"file_audio": [0, 256]}}}',
+            "The field data.message.file_audio[1] must be a whole number at most 255.",
+        ),
+        (
+            '{"type": "x", "data": {"message": [{"emoji": [-1]}]}}',
+            "The field data.message[0].emoji[0] must be a whole number at least 0.",
+        ),
     ],
 )
 def test_plain_words(frame: str, words: str) -> None:
