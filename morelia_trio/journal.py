@@ -169,8 +169,9 @@ class Journal:
         """Queue one event for the disk and return its sequence number."""
         if self.failure is not None:
             raise ServiceUnavailable("The server cannot store changes right now.")
+        payload = _encoder.encode(event)  # first: an event it cannot encode leaves no gap
         self.appended += 1
-        self._pending.append(encode_record(self.appended, _encoder.encode(event)))
+        self._pending.append(encode_record(self.appended, payload))
         self._has_work.set()
         return self.appended
 

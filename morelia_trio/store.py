@@ -127,7 +127,9 @@ def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store)
     if isinstance(result, Event):
         try:
             seq = journal.append(result)  # type: ignore[arg-type]  # an AnyEvent
-        except MoreliaError as exc:  # the journal has failed: change nothing
+        # The journal has failed (a MoreliaError, the client hears 503), or a bug made an
+        # event it cannot encode (a 500): either way nothing was changed, so serve on.
+        except Exception as exc:
             job.answer(outcome.Error(exc))
             return
         core.apply(state, result)  # type: ignore[arg-type]

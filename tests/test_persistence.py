@@ -343,6 +343,28 @@ async def test_no_reply_comes_before_what_it_shows_is_on_disk(
     assert seen_early > 0, "bob never read a message that was still being written"
 
 
+async def test_an_event_the_journal_cannot_encode_fails_alone(
+    morelia_config: Config, tmp_path: Path
+) -> None:
+    """An event msgpack cannot hold (a number past 2**64, as an unchecked attachment byte
+    once made) fails its request alone: nothing applied, no gap in the journal's sequence,
+    and the server serves on. It used to stop the state owner, and the server with it."""
+    picture = [1, 2**70]
+    bad = Message(id=99, flow_id=1, author_id=1, time=2e9, text="never", picture=picture)
+    with trio.fail_after(20):
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.register("ann", "ann-pw")
+            general = (await ann.flows())[0]["uuid"]
+            with pytest.raises(OverflowError):
+                await server.store.call(lambda state: MessageSent(time=2e9, message=bad))
+            await ann.send(general, "after the bad event")
+            assert [m["text"] for m in await ann.messages(general)] == ["after the bad event"]
+            crashed = tmp_path / "crashed"
+            await copy_directory(morelia_config.data_dir, crashed)
+    state, _ = recover(crashed)  # replays the journal: a gap in it would be damage
+    assert [m.text for m in state.messages.values()] == ["after the bad event"]
+
+
 # --- (c) damage stops start-up ----------------------------------------------------------------
 
 
