@@ -43,8 +43,9 @@ class Passwords:
     async def start_workers(self) -> None:
         """Start every worker now, before there is anything to serve.
 
-        A worker started later would spend its first CPU (spawning, importing Python) at
-        normal priority, in the middle of the logins that made it start.
+        A worker's first CPU (spawning, importing Python) runs at normal priority: started
+        later, it would compete with the requests being served, or with the logins that made
+        it start. Workers already running (trio-parallel's are shared) are reused.
         """
         async with trio.open_nursery() as nursery:
             # All start together: none finds another's worker idle, so each starts its own.
