@@ -30,8 +30,9 @@ class Passwords:
     priority. Threads of the server's own process, even at that priority, let a storm of 200
     logins raise the chat p99 4.8 to 6.9 times: a hashing thread takes the GIL back at the
     start and end of every hash, and argon2 maps and unmaps its 64 MiB in the server's own
-    address space. In worker processes the same storm raised it 1.3 to 2.4 times in most runs
-    (bench/RESULTS.md).
+    address space. In worker processes it stayed within 1.3 times with --fsync off; with fsync
+    always some runs reach 4.5 to 7 times, a slow mode never seen with fsync off and not yet
+    explained (bench/RESULTS.md).
     """
 
     def __init__(self, params: Argon2Params, workers: int, queue: int | None = None) -> None:
