@@ -18,6 +18,7 @@ from typing import TypeVar, assert_never
 
 import msgspec
 
+from .chunked import ChunkedById
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from .models import (
     AnyEvent,
@@ -37,6 +38,7 @@ from .models import (
 )
 
 GENERAL_TITLE = "General"
+MESSAGE_CHUNK = 4096  # messages per chunk: what a snapshot shares, and encodes at a time
 MAX_SESSIONS_PER_USER = 100  # the oldest session ends when a user logs in once more
 MAX_ID = 2**31 - 1
 TICK = 1e-6  # seconds between two events' times, at least
@@ -95,6 +97,8 @@ class State:
         self.public_flows: list[int] = []  # groups and channels, in id order
         self.user_chats: dict[int, list[int]] = {}  # user id -> chats they belong to
         self.messages: dict[int, Message] = {}
+        # The same messages by id in shared chunks: a capture copies chunks, not messages.
+        self.message_chunks: ChunkedById[Message] = ChunkedById(MESSAGE_CHUNK)
         self.flow_messages: dict[int, list[int]] = {}  # flow id -> message ids, oldest first
         # Change log for get_update: (time, key) in time order. An edit appends a new entry;
         # entries whose item has changed since, or is gone, are skipped when read.
@@ -332,16 +336,20 @@ def apply(state: State, event: AnyEvent) -> None:
             state._change(event.time, _FLOW, flow.id)
         case MessageSent(message=message):
             state.messages[message.id] = message
+            state.message_chunks.append(message.id, message)
             state.flow_messages[message.flow_id].append(message.id)
             state.next_message_id = max(state.next_message_id, message.id + 1)
             state._change(event.time, _MESSAGE, message.id)
         case MessageEdited(message_id=message_id, text=text):
-            state.messages[message_id] = msgspec.structs.replace(
+            edited = msgspec.structs.replace(
                 state.messages[message_id], text=text, edited_time=event.time
             )
+            state.messages[message_id] = edited
+            state.message_chunks.replace(message_id, edited)
             state._change(event.time, _MESSAGE, message_id)
         case MessageDeleted(message_id=message_id):
             message = state.messages.pop(message_id)
+            state.message_chunks.replace(message_id, None)
             ids = state.flow_messages[message.flow_id]
             del ids[bisect_left(ids, message_id)]
         case _:
@@ -523,7 +531,7 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
     flows: list[Flow]
     session_tokens: list[bytes]
     session_users: list[int]
-    messages: list[Message]
+    message_chunks: list[tuple[Message | None, ...]]  # by id; None: deleted
     change_times: bytes
     change_keys: bytes
 
@@ -539,7 +547,7 @@ def capture(state: State) -> Capture:
         flows=list(state.flows.values()),
         session_tokens=list(state.sessions),  # two flat lists: no tuple per session
         session_users=list(state.sessions.values()),
-        messages=list(state.messages.values()),
+        message_chunks=state.message_chunks.chunks(),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),
     )
@@ -560,6 +568,7 @@ def from_snapshot(snapshot: Snapshot) -> State:
         for message in chunk:
             messages[message.id] = message
             flow_messages[message.flow_id].append(message.id)
+    state.message_chunks = ChunkedById.of(MESSAGE_CHUNK, messages)
     state.change_times = array("d", snapshot.change_times)
     state.change_keys = array("q", snapshot.change_keys)
     state.seq = snapshot.seq

@@ -22,7 +22,6 @@ from .models import SNAPSHOT_FORMAT, Flow, Snapshot, User
 SNAPSHOT_NAME: Final = "snapshot.msgpack"
 MAGIC: Final = b"MORELIA-TRIO SNAPSHOT\n"
 HEADER: Final = struct.Struct("<QI")
-CHUNK: Final = 5_000  # messages encoded at a time: the worker thread lets go of the GIL between
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(Snapshot)
@@ -49,10 +48,10 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
 
 def encode(capture: Capture, now: float) -> bytes:
     """Encode a captured state. Runs in a worker thread, a chunk at a time."""
-    messages = capture.messages
+    # A chunk at a time: the worker thread lets go of the GIL between chunks.
     chunks = [
-        msgspec.Raw(_encoder.encode(messages[i : i + CHUNK]))
-        for i in range(0, len(messages), CHUNK)
+        msgspec.Raw(_encoder.encode([m for m in chunk if m is not None]))
+        for chunk in capture.message_chunks
     ]
     payload = _encoder.encode(
         _SnapshotOut(
