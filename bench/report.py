@@ -375,6 +375,7 @@ def tables(document: Document) -> str:
                 "capture pause ms (worst)",
                 "encode+write+fsync s",
                 "restart s",
+                "journal MiB",
                 "journal replayed",
                 "peak RSS MiB",
             ],
@@ -387,6 +388,7 @@ def tables(document: Document) -> str:
                     scale["pause_worst_ms"],
                     scale["snapshot_write_s"],
                     scale["restart_s"],
+                    scale["journal_mib"],
                     scale["journal_records"],
                     scale["peak_rss_mib"],
                 ]

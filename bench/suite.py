@@ -414,7 +414,7 @@ class Suite:
                 "--messages",
                 str(self.plan.scale_messages),
                 "--journal-mib",
-                "16",
+                "64",  # issue 3: a restart with 1M messages plus a 64 MiB journal
                 "--json",
                 str(out),
             ],
