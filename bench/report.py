@@ -103,8 +103,11 @@ def targets(results: Document) -> list[Row]:
         if r is None or ceiling is None:
             continue
         ratio = _ratio(r["rate"], ceiling["rate"])
-        beside = "" if tuned is None else f"; {_pct(_ratio(r['rate'], tuned['rate']))} of the "
-        beside += "" if tuned is None else "ceiling with the server's gc"
+        beside = (
+            ""
+            if tuned is None
+            else f"; {_pct(_ratio(r['rate'], tuned['rate']))} of the ceiling with the server's gc"
+        )
         check(
             f"round trips, 100 connections, fsync {mode}: >= {floor:.0%} of ceiling msg/s",
             ratio,

@@ -183,10 +183,9 @@ def running_server(data_dir: Path, fsync: str) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def running_ceiling(server_gc: bool = False) -> Iterator[Server]:
-    if server_gc:  # the ceiling with the server's collector setting (cli.settle_gc)
-        server = Server("ceiling, server's gc", [PYTHON, "-m", "bench.ceiling", "--server-gc"])
-    else:
-        server = Server("ceiling", [PYTHON, "-m", "bench.ceiling"])
+    """The echo ceiling; with ``server_gc``, with the server's collector setting (settle_gc)."""
+    argv = [PYTHON, "-m", "bench.ceiling", *(["--server-gc"] if server_gc else [])]
+    server = Server("ceiling, server's gc" if server_gc else "ceiling", argv)
     try:
         yield server
     finally:

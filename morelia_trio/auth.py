@@ -30,9 +30,7 @@ class Passwords:
     priority. Threads of the server's own process, even at that priority, let a storm of 200
     logins raise the chat p99 4.8 to 6.9 times: a hashing thread takes the GIL back at the
     start and end of every hash, and argon2 maps and unmaps its 64 MiB in the server's own
-    address space. In worker processes it stayed within 1.3 times with --fsync off; with fsync
-    always some runs reach 4.5 to 7 times, a slow mode never seen with fsync off and not yet
-    explained (bench/RESULTS.md).
+    address space. The storm's figures with worker processes are in bench/RESULTS.md.
     """
 
     def __init__(self, params: Argon2Params, workers: int, queue: int | None = None) -> None:
@@ -51,10 +49,9 @@ class Passwords:
         async with trio.open_nursery() as nursery:
             # All start together: none finds another's worker idle, so each starts its own.
             for _ in range(int(self.limiter.total_tokens)):
-                nursery.start_soon(self._settle_a_worker)
-
-    async def _settle_a_worker(self) -> None:
-        await trio_parallel.run_sync(_settle_worker, limiter=self.limiter)
+                nursery.start_soon(
+                    functools.partial(trio_parallel.run_sync, _settle_worker, limiter=self.limiter)
+                )
 
     @property
     def waiting(self) -> int:

@@ -47,8 +47,8 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
 
 
 def encode(capture: Capture, now: float) -> bytes:
-    """Encode a captured state. Runs in a worker thread, a chunk at a time."""
-    # A chunk at a time: the worker thread lets go of the GIL between chunks.
+    """Encode a captured state. Runs in a worker thread, a chunk of messages at a time: the
+    thread lets go of the GIL between chunks."""
     chunks = [
         msgspec.Raw(_encoder.encode([m for m in chunk if m is not None]))
         for chunk in capture.message_chunks

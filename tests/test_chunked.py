@@ -52,8 +52,9 @@ def test_chunks_hold_what_a_dict_holds_and_captures_do_not_change(
         assert flatten(chunks) == seen  # later changes built new tuples
     loaded = ChunkedById.of(size, model)  # as a restart builds it
     assert flatten(loaded.chunks()) == model
-    loaded.append(max(model, default=0) + 1, "next")
-    assert flatten(loaded.chunks()) == {**model, max(model, default=0) + 1: "next"}
+    following = max(model, default=0) + 1
+    loaded.append(following, "next")
+    assert flatten(loaded.chunks()) == {**model, following: "next"}
 
 
 def test_an_id_must_be_new_to_be_appended_and_known_to_be_replaced() -> None:
