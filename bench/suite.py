@@ -108,9 +108,9 @@ def _pin(pid: int, cpus: set[int] | None) -> None:
 class Server:
     """A server process: started, its URL read from its log, its log drained after that."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    def __init__(self, name: str, argv: list[str], tree: Path = REPO) -> None:
         self.name = name
-        self.process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=tree)
         _pin(self.process.pid, SERVER_CORES)
         self.log: list[str] = []
         assert self.process.stderr is not None
@@ -153,8 +153,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, fsync: str) -> Iterator[Server]:
-    """The real server, with its abuse limits off: benchmarks measure speed, not limits."""
+def running_server(data_dir: Path, fsync: str, tree: Path = REPO) -> Iterator[Server]:
+    """The real server, with its abuse limits off: benchmarks measure speed, not limits.
+
+    ``tree``: the source tree to run it from (bench.experiments compares two revisions)."""
     argv = [
         PYTHON,
         "-m",
@@ -174,7 +176,7 @@ def running_server(data_dir: Path, fsync: str) -> Iterator[Server]:
         fsync,
         "--no-limits",
     ]
-    server = Server(f"server (fsync {fsync})", argv)
+    server = Server(f"server (fsync {fsync})", argv, tree)
     try:
         yield server
     finally:
