@@ -11,6 +11,18 @@ import msgspec
 FsyncMode: TypeAlias = Literal["always", "batch", "off"]
 
 
+def usable_cores() -> int:
+    """How many cores this process may run on: its affinity mask, where the OS keeps one.
+
+    Not os.cpu_count(): a server pinned to one core of eight (taskset, a cpuset) would start
+    eight hashing workers to share that one core, each holding argon2's memory.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity masks
+        return os.cpu_count() or 1
+
+
 def _said(text: str) -> msgspec.Meta:
     return msgspec.Meta(description=text)
 
@@ -125,6 +137,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     abuse: AbuseLimits | None = AbuseLimits()  # None: --no-limits (benchmarks, some tests)
     timeouts: Timeouts = Timeouts()
     argon2: Argon2Params = Argon2Params()
-    hash_workers: int = os.cpu_count() or 2  # concurrent password hashes (worker processes)
+    hash_workers: int | None = None  # concurrent password hashes; None: usable_cores()
     log_level: str = "INFO"
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

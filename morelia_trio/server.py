@@ -14,7 +14,7 @@ from trio_websocket import serve_websocket
 
 from . import core, snapshots
 from .auth import Passwords
-from .config import Config
+from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
 from .guard import Guard
 from .handlers import Context
@@ -63,7 +63,8 @@ async def serve(
     abuse = config.abuse
     if abuse is None:
         log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
-    passwords = Passwords(config.argon2, config.hash_workers, abuse.hash_queue if abuse else None)
+    workers = usable_cores() if config.hash_workers is None else config.hash_workers
+    passwords = Passwords(config.argon2, workers, abuse.hash_queue if abuse else None)
     orderly = True
     try:
         async with trio.open_nursery() as nursery:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -19,7 +21,7 @@ URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *options: str) -> None:
+    def __init__(self, data_dir: Path, *options: str, cores: set[int] | None = None) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -36,6 +38,7 @@ class ServerProcess:
             ],
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
         )
         self.log: list[str] = []
         self.url = self._wait_for_url()
@@ -79,6 +82,31 @@ async def login_and_read(url: str, token: str) -> list[str]:
             )
             assert reply["errors"]["code"] == 200, reply
             return [m["text"] for m in reply["data"]["message"]]
+
+
+def hashing_workers(pid: int) -> int:
+    """The trio-parallel worker processes ``pid`` has started."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # a process that ended meanwhile
+                stat = (entry / "stat").read_text()
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                count += parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes()
+    return count
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity masks here")
+@pytest.mark.parametrize("pinned", [False, True])
+def test_one_hashing_worker_per_core_the_server_may_run_on(tmp_path: Path, pinned: bool) -> None:
+    allowed = os.sched_getaffinity(0)
+    cores = {min(allowed)} if pinned else None
+    server = ServerProcess(tmp_path / "data", cores=cores)
+    try:  # the workers start before the server listens
+        assert hashing_workers(server.process.pid) == (1 if pinned else len(allowed))
+        assert server.stop(signal.SIGTERM) == 0, server.log
+    finally:
+        server.process.kill()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
