@@ -9,8 +9,9 @@
 ``ab``: server CPU per message at 100 connections, the ceiling, REV and the working tree in
 turn, fresh servers, median of the rounds. ``history``: the first all_messages page on a fresh
 server at once and after ``--wait`` seconds, REV against the working tree. ``storm``: the
-login storm per fsync mode in turn, with each server thread's scheduler statistics
-(/proc/PID/task/*/schedstat: time run, time waiting on the run queue, timeslices).
+login storm per fsync mode in turn, with the disk's mean flush time before and during it
+(/proc/diskstats) and each server thread's scheduler statistics (/proc/PID/task/*/schedstat:
+time run, time waiting on the run queue, timeslices).
 ``startup``: seconds from starting ``serve`` to its listening, REV against the working tree.
 ``fsync-probe``: 400 fsyncs of 100-byte appends on the server's core, alone and beside two
 SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the disk?).
@@ -112,10 +113,12 @@ def storm(rounds: int, modes: list[str]) -> None:
                     before = _schedstat(server)
                     r: Result = s.storm(server)
                     after = _schedstat(server)
+                flushes = (r["baseline_disk_flush_ms"], r["storm_disk_flush_ms"])
                 print(
                     f"fsync {fsync}: chat p99 {r['baseline_ms_p99']:.2f} -> "
                     f"{r['storm_ms_p99']:.2f} ms, p50 {r['baseline_ms_p50']:.2f} -> "
                     f"{r['storm_ms_p50']:.2f} ms, storm {r['storm_seconds']:.1f} s"
+                    + ("" if None in flushes else "; flushes {:.2f} -> {:.2f} ms".format(*flushes))
                 )
                 for tid, (run, waited, slices) in sorted(after.items()):
                     run0, waited0, slices0 = before.get(tid, (0, 0, 0))

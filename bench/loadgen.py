@@ -24,7 +24,7 @@ from typing import TypeAlias
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from .procstat import cpu_seconds, rss_kib
+from .procstat import cpu_seconds, disk_flushes, rss_kib
 
 Result: TypeAlias = dict[str, float | int | str | None]
 OK_MARK = b'"code":20'  # 200 or 201, as every success reply in either dialect carries
@@ -75,6 +75,7 @@ class Storm(Spec, tag="storm"):
     warmup: float
     baseline: float
     storm_timeout: float = 180.0
+    disk: str | None = None  # the data directory's disk: its flush times are reported
 
 
 class Idle(Spec, tag="idle"):
@@ -183,23 +184,33 @@ async def connect_all(url: str, count: int, concurrency: int) -> list[Conn]:
 
 
 class Window:
-    """CPU time of the server and of this process, and wall time, over one window."""
+    """CPU time of the server and of this process, and wall time, over one window.
 
-    def __init__(self, server_pid: int) -> None:
+    With ``disk``: also the mean time that disk took per flush (what an fsync waits for).
+    """
+
+    def __init__(self, server_pid: int, disk: str | None = None) -> None:
         self.server_pid = server_pid
+        self.disk = disk
         self.wall = time.perf_counter()
         self.server = cpu_seconds(server_pid)
         self.me = cpu_seconds(os.getpid())
+        self.flushes = disk_flushes(disk) if disk is not None else (0, 0)
 
     def close(self) -> Result:
         wall = time.perf_counter() - self.wall
-        return {
+        result: Result = {
             "seconds": wall,
             "server_cpu_s": cpu_seconds(self.server_pid) - self.server,
             "gen_cpu_s": cpu_seconds(os.getpid()) - self.me,
             "server_busy": (cpu_seconds(self.server_pid) - self.server) / wall,
             "gen_busy": (cpu_seconds(os.getpid()) - self.me) / wall,
+            "disk_flush_ms": None,
         }
+        if self.disk is not None:
+            (count, ms), (count0, ms0) = disk_flushes(self.disk), self.flushes
+            result["disk_flush_ms"] = (ms - ms0) / (count - count0) if count > count0 else None
+        return result
 
 
 def percentiles(samples: list[float], prefix: str, scale: float = 1000.0) -> Result:
@@ -514,7 +525,7 @@ async def storm(spec: Storm) -> Result:
     schedule.set_window(begin, storm_at)
     gc.disable()
     await asyncio.sleep(begin - loop.time())
-    baseline_window = Window(spec.server_pid)
+    baseline_window = Window(spec.server_pid, spec.disk)
     await asyncio.sleep(storm_at - loop.time())
     baseline = baseline_window.close()
     baseline_latency = percentiles(schedule.latencies, "baseline_ms")
@@ -537,7 +548,7 @@ async def storm(spec: Storm) -> Result:
         if OK_MARK not in reply:
             login_errors += 1
 
-    storm_window = Window(spec.server_pid)
+    storm_window = Window(spec.server_pid, spec.disk)
     started = loop.time()
     await asyncio.gather(
         *(login(c, f.encode()) for c, f in zip(logins, spec.login_frames, strict=True))
@@ -563,6 +574,8 @@ async def storm(spec: Storm) -> Result:
         "chat_errors": schedule.errors,
         "baseline_server_busy": baseline["server_busy"],
         "storm_server_busy": storm_result["server_busy"],
+        "baseline_disk_flush_ms": baseline["disk_flush_ms"],
+        "storm_disk_flush_ms": storm_result["disk_flush_ms"],
     }
     result.update(baseline_latency)
     result.update(percentiles(schedule.latencies, "storm_ms"))

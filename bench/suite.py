@@ -33,7 +33,7 @@ import msgspec
 
 from . import prepare
 from .loadgen import TIME_MARK, AnySpec, History, Idle, Mixed, OpenLoop, RoundTrips, Storm
-from .procstat import rss_kib
+from .procstat import disk_of, rss_kib
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -355,6 +355,7 @@ class Suite:
                 login_frames=[login_frame(login) for login in self.chat.storm_logins],
                 warmup=plan.warmup,
                 baseline=plan.storm_baseline,
+                disk=disk_of(self.work),  # data directories are made under it
             )
         )
         say(
