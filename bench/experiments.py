@@ -2,16 +2,17 @@
 
     .venv/bin/python -m bench.experiments ab --rev REV [--rounds 5] [--fsync off]
     .venv/bin/python -m bench.experiments history --rev REV [--rounds 3] [--wait 3]
-    .venv/bin/python -m bench.experiments storm [--rounds 2] [--fsync always off]
+    .venv/bin/python -m bench.experiments storm [--rounds 2] [--fsync always off] [--rev REV]
     .venv/bin/python -m bench.experiments startup --rev REV [--runs 7]
     .venv/bin/python -m bench.experiments fsync-probe [--rounds 4]
 
 ``ab``: server CPU per message at 100 connections, the ceiling, REV and the working tree in
 turn, fresh servers, median of the rounds. ``history``: the first all_messages page on a fresh
 server at once and after ``--wait`` seconds, REV against the working tree. ``storm``: the
-login storm per fsync mode in turn, with the disk's mean flush time before and during it
-(/proc/diskstats) and each server thread's scheduler statistics (/proc/PID/task/*/schedstat:
-time run, time waiting on the run queue, timeslices).
+login storm per fsync mode in turn (with ``--rev``: REV, then the working tree), with the
+disk's mean flush time before and during it (/proc/diskstats) and each server thread's
+scheduler statistics (/proc/PID/task/*/schedstat: time run, time waiting on the run queue,
+timeslices).
 ``startup``: seconds from starting ``serve`` to its listening, REV against the working tree.
 ``fsync-probe``: 400 fsyncs of 100-byte appends on the server's core, alone and beside two
 SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the disk?).
@@ -105,29 +106,38 @@ def history(rev: str, rounds: int, wait: float) -> None:
         print(f"{name}, {when}: first page p50 ms per round: {'; '.join(values)}")
 
 
-def storm(rounds: int, modes: list[str]) -> None:
-    with suite_for(suite.FULL) as s:
+def storm(rounds: int, modes: list[str], rev: str | None) -> None:
+    with contextlib.ExitStack() as stack:
+        trees = {"working tree": suite.REPO}
+        if rev is not None:  # REV first in every round, then the working tree
+            trees = {rev: stack.enter_context(worktree(rev)), **trees}
+        s = stack.enter_context(suite_for(suite.FULL))
         for _ in range(rounds):
             for fsync in modes:
-                with suite.running_server(s.data_dir(s.chat_template), fsync) as server:
-                    before = _schedstat(server)
-                    r: Result = s.storm(server)
-                    after = _schedstat(server)
-                flushes = (r["baseline_disk_flush_ms"], r["storm_disk_flush_ms"])
-                print(
-                    f"fsync {fsync}: chat p99 {r['baseline_ms_p99']:.2f} -> "
-                    f"{r['storm_ms_p99']:.2f} ms, p50 {r['baseline_ms_p50']:.2f} -> "
-                    f"{r['storm_ms_p50']:.2f} ms, storm {r['storm_seconds']:.1f} s"
-                    + ("" if None in flushes else "; flushes {:.2f} -> {:.2f} ms".format(*flushes))
-                )
-                for tid, (run, waited, slices) in sorted(after.items()):
-                    run0, waited0, slices0 = before.get(tid, (0, 0, 0))
-                    if slices > slices0:
-                        print(
-                            f"  thread {tid}: ran {(run - run0) / 1e9:.2f} s, waited "
-                            f"{(waited - waited0) / 1e9:.3f} s in {slices - slices0} slices "
-                            f"({(waited - waited0) / (slices - slices0) / 1e3:.0f} us each)"
-                        )
+                for name, tree in trees.items():
+                    _storm_once(s, name, tree, fsync)
+
+
+def _storm_once(s: Suite, name: str, tree: Path, fsync: str) -> None:
+    with suite.running_server(s.data_dir(s.chat_template), fsync, tree) as server:
+        before = _schedstat(server)
+        r: Result = s.storm(server)
+        after = _schedstat(server)
+    flushes = (r["baseline_disk_flush_ms"], r["storm_disk_flush_ms"])
+    print(
+        f"{name}, fsync {fsync}: chat p99 {r['baseline_ms_p99']:.2f} -> "
+        f"{r['storm_ms_p99']:.2f} ms, p50 {r['baseline_ms_p50']:.2f} -> "
+        f"{r['storm_ms_p50']:.2f} ms, storm {r['storm_seconds']:.1f} s"
+        + ("" if None in flushes else "; flushes {:.2f} -> {:.2f} ms".format(*flushes))
+    )
+    for tid, (run, waited, slices) in sorted(after.items()):
+        run0, waited0, slices0 = before.get(tid, (0, 0, 0))
+        if slices > slices0:
+            print(
+                f"  thread {tid}: ran {(run - run0) / 1e9:.2f} s, waited "
+                f"{(waited - waited0) / 1e9:.3f} s in {slices - slices0} slices "
+                f"({(waited - waited0) / (slices - slices0) / 1e3:.0f} us each)"
+            )
 
 
 def _schedstat(server: Server) -> dict[int, tuple[int, int, int]]:
@@ -237,12 +247,13 @@ def main() -> None:
     storm_parser = commands.add_parser("storm")
     storm_parser.add_argument("--rounds", type=int, default=2)
     storm_parser.add_argument("--fsync", nargs="+", default=["always", "off"])
+    storm_parser.add_argument("--rev")
     commands.add_parser("fsync-probe").add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     run: dict[str, Callable[[], None]] = {
         "ab": lambda: ab(args.rev, args.rounds, args.fsync),
         "history": lambda: history(args.rev, args.rounds, args.wait),
-        "storm": lambda: storm(args.rounds, args.fsync),
+        "storm": lambda: storm(args.rounds, args.fsync, args.rev),
         "startup": lambda: startup(args.rev, args.runs),
         "fsync-probe": lambda: fsync_probe(args.rounds),
     }
