@@ -13,7 +13,8 @@ login storm per fsync mode in turn (with ``--rev``: REV, then the working tree),
 disk's mean flush time before and during it (/proc/diskstats) and each server thread's
 scheduler statistics (/proc/PID/task/*/schedstat: time run, time waiting on the run queue,
 timeslices).
-``startup``: seconds from starting ``serve`` to its listening, REV against the working tree.
+``startup``: seconds from starting ``serve`` (as the suite does, on the server's core) to its
+listening, REV against the working tree.
 ``fsync-probe``: 400 fsyncs of 100-byte appends on the server's core, alone and beside two
 SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the disk?).
 REV runs from a temporary git worktree; the working tree is this checkout.
@@ -25,7 +26,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -161,28 +161,9 @@ def startup(rev: str, runs: int) -> None:
 
 def _time_to_listen(tree: Path) -> float:
     with tempfile.TemporaryDirectory() as data_dir:
-        argv = [
-            suite.PYTHON,
-            "-m",
-            "morelia_trio",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            data_dir,
-            "--log-level",
-            "INFO",
-        ]
         started = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=tree, stderr=subprocess.PIPE, text=True)
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "Serving MoreliaTalk" in line:
-                break
-        took = time.perf_counter() - started
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        return took
+        with suite.running_server(Path(data_dir), "always", tree):  # once it says its URL
+            return time.perf_counter() - started
 
 
 _ARGON2_LOOP = """

@@ -88,11 +88,13 @@ def hashing_workers(pid: int) -> int:
     """The trio-parallel worker processes ``pid`` has started."""
     count = 0
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):  # a process that ended meanwhile
-                stat = (entry / "stat").read_text()
-                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-                count += parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes()
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])  # the field after the name
+            if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                count += 1
     return count
 
 
