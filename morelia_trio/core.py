@@ -96,9 +96,8 @@ class State:
         self.flows: dict[int, Flow] = {}
         self.public_flows: list[int] = []  # groups and channels, in id order
         self.user_chats: dict[int, list[int]] = {}  # user id -> chats they belong to
-        self.messages: dict[int, Message] = {}
-        # The same messages by id in shared chunks: a capture copies chunks, not messages.
-        self.message_chunks: ChunkedById[Message] = ChunkedById(MESSAGE_CHUNK)
+        # By id, in chunks a capture shares: it copies a reference per chunk, not per message.
+        self.messages: ChunkedById[Message] = ChunkedById(MESSAGE_CHUNK)
         self.flow_messages: dict[int, list[int]] = {}  # flow id -> message ids, oldest first
         # Change log for get_update: (time, key) in time order. An edit appends a new entry;
         # entries whose item has changed since, or is gone, are skipped when read.
@@ -335,8 +334,7 @@ def apply(state: State, event: AnyEvent) -> None:
                 state.public_flows.append(flow.id)
             state._change(event.time, _FLOW, flow.id)
         case MessageSent(message=message):
-            state.messages[message.id] = message
-            state.message_chunks.append(message.id, message)
+            state.messages.append(message.id, message)
             state.flow_messages[message.flow_id].append(message.id)
             state.next_message_id = max(state.next_message_id, message.id + 1)
             state._change(event.time, _MESSAGE, message.id)
@@ -344,12 +342,11 @@ def apply(state: State, event: AnyEvent) -> None:
             edited = msgspec.structs.replace(
                 state.messages[message_id], text=text, edited_time=event.time
             )
-            state.messages[message_id] = edited
-            state.message_chunks.replace(message_id, edited)
+            state.messages.replace(message_id, edited)
             state._change(event.time, _MESSAGE, message_id)
         case MessageDeleted(message_id=message_id):
-            message = state.messages.pop(message_id)
-            state.message_chunks.replace(message_id, None)
+            message = state.messages[message_id]
+            state.messages.replace(message_id, None)
             ids = state.flow_messages[message.flow_id]
             del ids[bisect_left(ids, message_id)]
         case _:
@@ -547,7 +544,7 @@ def capture(state: State) -> Capture:
         flows=list(state.flows.values()),
         session_tokens=list(state.sessions),  # two flat lists: no tuple per session
         session_users=list(state.sessions.values()),
-        message_chunks=state.message_chunks.chunks(),
+        message_chunks=state.messages.chunks(),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),
     )
@@ -563,12 +560,11 @@ def from_snapshot(snapshot: Snapshot) -> State:
         state.logins[user.login] = user.id
     for token_hash, user_id in zip(snapshot.session_tokens, snapshot.session_users, strict=True):
         _add_session(state, user_id, token_hash)
-    messages, flow_messages = state.messages, state.flow_messages
-    for chunk in snapshot.message_chunks:
-        for message in chunk:
-            messages[message.id] = message
-            flow_messages[message.flow_id].append(message.id)
-    state.message_chunks = ChunkedById.of(MESSAGE_CHUNK, messages)
+    flow_messages = state.flow_messages
+    messages = [message for chunk in snapshot.message_chunks for message in chunk]
+    for message in messages:
+        flow_messages[message.flow_id].append(message.id)
+    state.messages = ChunkedById.of(MESSAGE_CHUNK, ((message.id, message) for message in messages))
     state.change_times = array("d", snapshot.change_times)
     state.change_keys = array("q", snapshot.change_keys)
     state.seq = snapshot.seq

@@ -48,10 +48,13 @@ def test_chunks_hold_what_a_dict_holds_and_captures_do_not_change(
         elif op == 3:
             captures.append((table.chunks(), dict(model)))
         assert flatten(table.chunks()) == model
+        assert dict(table.items()) == model and list(table) == sorted(model)
+        assert len(table) == len(model)
+        assert table.get(0) is None and table.get(next_id) is None and next_id not in table
     for chunks, seen in captures:
         assert flatten(chunks) == seen  # later changes built new tuples
-    loaded = ChunkedById.of(size, model)  # as a restart builds it
-    assert flatten(loaded.chunks()) == model
+    loaded = ChunkedById.of(size, sorted(model.items()))  # as a restart builds it
+    assert flatten(loaded.chunks()) == model and len(loaded) == len(model)
     following = max(model, default=0) + 1
     loaded.append(following, "next")
     assert flatten(loaded.chunks()) == {**model, following: "next"}
@@ -67,3 +70,11 @@ def test_an_id_must_be_new_to_be_appended_and_known_to_be_replaced() -> None:
     table.append(3, "c")  # id 2 stays empty
     assert table.chunks() == [("a", None), ("c",)]
     assert table.end == 3
+    assert table[3] == "c" and 2 not in table
+    with pytest.raises(KeyError):
+        table[2]
+
+
+def test_a_restart_takes_ids_in_rising_order_only() -> None:
+    with pytest.raises(ValueError, match="not above"):
+        ChunkedById.of(4, [(2, "b"), (2, "again")])
