@@ -20,6 +20,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -275,27 +276,51 @@ class Suite:
         return [send_frame(user, prepare.GENERAL_FLOW, text) for user in self.users(count)]
 
     def round_trips(self, server: Server) -> dict[str, Result]:
-        found: dict[str, Result] = {}
+        return {
+            str(count): self.round_trip(server, count) for count in self.plan.round_trip_connections
+        }
+
+    def round_trip(self, server: Server, count: int) -> Result:
         plan = self.plan
-        for count in plan.round_trip_connections:
-            result = drive(
-                RoundTrips(
-                    url=server.url,
-                    server_pid=server.pid,
-                    check_replies=not server.is_ceiling,
-                    frames=self.chat_frames(count),
-                    warmup=plan.warmup,
-                    duration=plan.duration,
-                )
+        result = drive(
+            RoundTrips(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                frames=self.chat_frames(count),
+                warmup=plan.warmup,
+                duration=plan.duration,
             )
-            result["rss_kib"] = rss_kib(server.pid)
-            found[str(count)] = result
-            say(
-                f"  {server.name}: {count:5} connections: {result['rate']:8.0f} msg/s, "
-                f"p99 {result['latency_ms_p99']:.2f} ms, "
-                f"server {result['server_cpu_us_per_msg']:.0f} us/msg "
-                f"(busy {result['server_busy']:.0%}), generator busy {result['gen_busy']:.0%}"
-            )
+        )
+        result["rss_kib"] = rss_kib(server.pid)
+        say(
+            f"  {server.name}: {count:5} connections: {result['rate']:8.0f} msg/s, "
+            f"p99 {result['latency_ms_p99']:.2f} ms, "
+            f"server {result['server_cpu_us_per_msg']:.0f} us/msg "
+            f"(busy {result['server_busy']:.0%}), generator busy {result['gen_busy']:.0%}"
+        )
+        return result
+
+    def round_trip_round(self, number: int) -> dict[str, dict[str, Result]]:
+        """One round: all four servers up at once, every one at a connection count in turn.
+
+        So a server and the ceiling it is compared with are measured seconds apart, not a
+        minute; the order turns from round to round, so that no target always goes first.
+        """
+        with contextlib.ExitStack() as stack:
+            servers = {
+                "ceiling": stack.enter_context(running_ceiling()),
+                "ceiling_gc": stack.enter_context(running_ceiling(server_gc=True)),
+            }
+            for fsync in ("off", "always"):
+                data_dir = self.data_dir(self.chat_template)
+                servers[f"server_{fsync}"] = stack.enter_context(running_server(data_dir, fsync))
+            turn = number % len(servers)
+            order = [*servers][turn:] + [*servers][:turn]
+            found: dict[str, dict[str, Result]] = {target: {} for target in servers}
+            for count in self.plan.round_trip_connections:
+                for target in order:
+                    found[target][str(count)] = self.round_trip(servers[target], count)
         return found
 
     def fixed_rate(self, server: Server) -> Result:
@@ -436,16 +461,10 @@ class Suite:
         rounds: dict[str, list[dict[str, Result]]] = {}
         for number in range(1, plan.round_trip_rounds + 1):
             say(f"round trips, round {number} of {plan.round_trip_rounds}")
-            with running_ceiling() as ceiling:
-                rounds.setdefault("ceiling", []).append(self.round_trips(ceiling))
-            with running_ceiling(server_gc=True) as ceiling:
-                rounds.setdefault("ceiling_gc", []).append(self.round_trips(ceiling))
-            for fsync in ("off", "always"):
-                data_dir = self.data_dir(self.chat_template)
-                with running_server(data_dir, fsync) as s:
-                    rounds.setdefault(f"server_{fsync}", []).append(self.round_trips(s))
+            for target, found in self.round_trip_round(number).items():
+                rounds.setdefault(target, []).append(found)
         for target, measured in rounds.items():
-            results[f"{target}_round_trips"] = median_rounds(measured)
+            results[f"{target}_round_trips"] = median_rounds(measured, rounds["ceiling"])
         say("ceiling (trio-websocket echo, msgspec decode)")
         with running_ceiling() as ceiling:
             results["ceiling_fixed_rate"] = self.fixed_rate(ceiling)
@@ -473,13 +492,28 @@ class Suite:
         return results
 
 
-def median_rounds(rounds: list[dict[str, Result]]) -> dict[str, Result]:
-    """Per connection count, the round with the median msg/s (all rates kept beside it)."""
+def median_rounds(
+    rounds: list[dict[str, Result]], ceilings: list[dict[str, Result]]
+) -> dict[str, Result]:
+    """Per connection count, the round with the median msg/s, and the median of each round's
+    own ratios to the ceiling of that round (``ceiling_ratio``, ``ceiling_cpu_ratio``).
+
+    The rounds' own ratios compare figures taken seconds apart; the two median rounds can be
+    minutes apart, and on a shared machine the stack's speed drifts over minutes.
+    """
     found: dict[str, Result] = {}
     for count in rounds[0]:
         ordered = sorted((r[count] for r in rounds), key=lambda result: float(result["rate"] or 0))
         median = dict(ordered[len(ordered) // 2])
         median["rounds_rate"] = " ".join(f"{float(r['rate'] or 0):.0f}" for r in ordered)
+        pairs = [(r[count], c[count]) for r, c in zip(rounds, ceilings, strict=True)]
+        for key, field in (
+            ("ceiling_ratio", "rate"),
+            ("ceiling_cpu_ratio", "server_cpu_us_per_msg"),
+        ):
+            ratios = [float(r[field] or 0) / float(c[field] or 1) for r, c in pairs]
+            median[key] = statistics.median(ratios)
+            median[f"{key}_rounds"] = " ".join(f"{ratio:.4f}" for ratio in ratios)
         found[count] = median
     return found
 
