@@ -497,7 +497,8 @@ def median_rounds(
     rounds: list[dict[str, Result]], ceilings: list[dict[str, Result]]
 ) -> dict[str, Result]:
     """Per connection count, the round with the median msg/s, and the median of each round's
-    own ratios to the ceiling of that round (``ceiling_ratio``, ``ceiling_cpu_ratio``).
+    own ratios to the ceiling of that round: of msg/s, p99 and server CPU per message
+    (``ceiling_ratio``, ``ceiling_p99_ratio``, ``ceiling_cpu_ratio``).
 
     The rounds' own ratios compare figures taken seconds apart; the two median rounds can be
     minutes apart, and on a shared machine the stack's speed drifts over minutes.
@@ -510,6 +511,7 @@ def median_rounds(
         pairs = [(r[count], c[count]) for r, c in zip(rounds, ceilings, strict=True)]
         for key, field in (
             ("ceiling_ratio", "rate"),
+            ("ceiling_p99_ratio", "latency_ms_p99"),
             ("ceiling_cpu_ratio", "server_cpu_us_per_msg"),
         ):
             ratios = [float(r[field] or 0) / float(c[field] or 1) for r, c in pairs]
