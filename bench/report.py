@@ -423,7 +423,8 @@ def tables(document: Document) -> str:
 
 
 def write_results_md(document: Document, path: Path) -> None:
-    m = document["machine"]
+    m, plan = document["machine"], document["plan"]
+    target_rounds = plan.get("target_rounds", plan["round_trip_rounds"])
     text = f"""# Benchmark results
 
 Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
@@ -453,9 +454,11 @@ Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
   own user's token. Latency percentiles are of every reply in the window.
 - A shared 2-core machine drifts from run to run: read the ratios to the ceiling, measured in
   the same run, rather than the absolute figures. Round trips drift by +-20% within minutes, so
-  they are measured in rounds. In a round all four servers (both ceilings, fsync off, fsync
-  always) are up at once and take turns at each connection count, a few seconds apart; the
-  order turns from round to round. Each row shows the round with the median msg/s
+  they are measured in rounds: {plan["round_trip_rounds"]} at every connection count, and
+  {target_rounds} in all at 100, where the targets are. In a round all four servers
+  (both ceilings, fsync off, fsync always) are up at once and take turns at each connection
+  count, a few seconds apart; the order turns from round to round. Each row shows the round
+  with the median msg/s
   (`rounds_rate` in results.json lists them all); its "x ceiling" columns are the median of
   each round's own ratio to that round's ceiling (`ceiling_ratio_rounds`). "gen lag p99"
   is how late the generator itself sent in the open-loop runs: a large one means the
