@@ -28,6 +28,7 @@ from .procstat import cpu_seconds, disk_flushes, rss_kib
 
 Result: TypeAlias = dict[str, float | int | str | None]
 OK_MARK = b'"code":20'  # 200 or 201, as every success reply in either dialect carries
+PARTIAL = 206  # a page of a longer answer: the client asks again from its last time
 TIME_MARK = "@@TIME@@"  # replaced by a number in frames that carry a time
 
 
@@ -440,15 +441,20 @@ async def mixed(spec: Mixed) -> Result:
         loop.call_at(first, send, index, first)
 
     # Pollers: get_update every poll_interval from the last time seen; a message is fresh
-    # to a poller the first time it sees it (its id is above every id it saw before).
+    # to a poller the first time it sees it (its id is above every id it saw before). A
+    # partial page (206) is followed at once by the next one, as a real client pages: the
+    # first polls reach a second back, into whatever the server was sent just before.
     since = [int(time.time()) - 1] * len(pollers)
     seen = [0] * len(pollers)
-    asked_at = [0.0] * len(pollers)
+    asked_at: list[collections.deque[float]] = [collections.deque() for _ in pollers]
+
+    def ask(index: int) -> None:
+        prefix, suffix = polls[index]
+        asked_at[index].append(loop.time())
+        pollers[index].send(f"{prefix}{since[index]}{suffix}".encode())
 
     def poll(index: int, scheduled: float) -> None:
-        prefix, suffix = polls[index]
-        asked_at[index] = loop.time()
-        pollers[index].send(f"{prefix}{since[index]}{suffix}".encode())
+        ask(index)
         if scheduled + spec.poll_interval < end:
             following = scheduled + spec.poll_interval
             loop.call_at(following, poll, index, following)
@@ -458,10 +464,11 @@ async def mixed(spec: Mixed) -> Result:
             now = loop.time()
             now_ns = time.perf_counter_ns()
             reply = _reply_decoder.decode(payload)
-            inside = begin <= asked_at[index] < end
+            asked = asked_at[index].popleft()
+            inside = begin <= asked < end
             if inside:
                 counters["polls"] += 1
-                poll_latency.append(now - asked_at[index])
+                poll_latency.append(now - asked)
                 if reply.errors.code >= 300:
                     counters["poll_errors"] += 1
             messages = reply.data.message if reply.data and reply.data.message else []
@@ -481,6 +488,8 @@ async def mixed(spec: Mixed) -> Result:
                     freshness.append((now_ns - sent_ns) / 1e9)
                     counters["delivered"] += 1
             seen[index] = newest
+            if reply.errors.code == PARTIAL and asked < end:
+                ask(index)
 
         return on_reply
 
@@ -637,8 +646,8 @@ async def history(spec: History) -> Result:
         result[f"{label}_first_page_kib"] = size / 1024
         # Every page, as a client catching up would: from the last time received.
         window = Window(spec.server_pid)
-        since, pages, received, highest, code = 0, 0, 0, 0, 206
-        while code == 206:
+        since, pages, received, highest, code = 0, 0, 0, 0, PARTIAL
+        while code == PARTIAL:
             page = _reply_decoder.decode(await conn.request(f"{prefix}{since}{suffix}".encode()))
             pages += 1
             code = page.errors.code
