@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -59,37 +58,29 @@ def worktree(rev: str) -> Iterator[Path]:
         )
 
 
-@contextlib.contextmanager
-def suite_for(plan: suite.Plan) -> Iterator[Suite]:
-    work = Path(tempfile.mkdtemp(prefix=".data-", dir=suite.BENCH))
-    try:
-        yield Suite(plan, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def ab(rev: str, rounds: int, fsync: str) -> None:
-    plan = msgspec.structs.replace(suite.QUICK, round_trip_connections=(100,), duration=4.0)
+    plan = msgspec.structs.replace(suite.QUICK, duration=4.0)
     found: dict[str, list[float]] = {"ceiling": [], rev: [], "working tree": []}
-    with worktree(rev) as other, suite_for(plan) as s:
+    with worktree(rev) as other, suite.temporary_suite(plan) as s:
+
+        def us_per_msg(server: Server) -> float:
+            r = s.round_trip(server, suite.TARGET_CONNECTIONS)
+            return float(r["server_cpu_us_per_msg"] or 0)
+
         for _ in range(rounds):
             with suite.running_ceiling() as ceiling:
-                found["ceiling"].append(_us_per_msg(s.round_trips(ceiling)))
+                found["ceiling"].append(us_per_msg(ceiling))
             for name, tree in ((rev, other), ("working tree", suite.REPO)):
                 with suite.running_server(s.data_dir(s.chat_template), fsync, tree) as server:
-                    found[name].append(_us_per_msg(s.round_trips(server)))
+                    found[name].append(us_per_msg(server))
     for name, values in found.items():
         shown = ", ".join(f"{v:.1f}" for v in values)
         print(f"{name}: median {statistics.median(values):.1f} us/msg ({shown})")
 
 
-def _us_per_msg(rows: dict[str, Result]) -> float:
-    return float(rows["100"]["server_cpu_us_per_msg"] or 0)
-
-
 def history(rev: str, rounds: int, wait: float) -> None:
     found: dict[tuple[str, str], list[str]] = {}
-    with worktree(rev) as other, suite_for(suite.FULL) as s:
+    with worktree(rev) as other, suite.temporary_suite(suite.FULL) as s:
         for _ in range(rounds):
             for name, tree in ((rev, other), ("working tree", suite.REPO)):
                 for when, pause in (("at once", 0.0), (f"after {wait:g} s", wait)):
@@ -111,7 +102,7 @@ def storm(rounds: int, modes: list[str], rev: str | None) -> None:
         trees = {"working tree": suite.REPO}
         if rev is not None:  # REV first in every round, then the working tree
             trees = {rev: stack.enter_context(worktree(rev)), **trees}
-        s = stack.enter_context(suite_for(suite.FULL))
+        s = stack.enter_context(suite.temporary_suite(suite.FULL))
         for _ in range(rounds):
             for fsync in modes:
                 for name, tree in trees.items():
@@ -166,13 +157,12 @@ def _time_to_listen(tree: Path) -> float:
             return time.perf_counter() - started
 
 
+# A hashing worker's loop: the server's own hash, priority and memory settings.
 _ARGON2_LOOP = """
-import os, argon2
-os.setpriority(os.PRIO_PROCESS, 0, 19)
-os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-hasher = argon2.PasswordHasher(memory_cost=65536, parallelism=1)
+from morelia_trio.auth import hash_password
+from morelia_trio.config import Argon2Params
 while True:
-    hasher.hash("x")
+    hash_password(Argon2Params(), "x")
 """
 
 

@@ -200,12 +200,14 @@ class Window:
 
     def close(self) -> Result:
         wall = time.perf_counter() - self.wall
+        server = cpu_seconds(self.server_pid) - self.server
+        me = cpu_seconds(os.getpid()) - self.me
         result: Result = {
             "seconds": wall,
-            "server_cpu_s": cpu_seconds(self.server_pid) - self.server,
-            "gen_cpu_s": cpu_seconds(os.getpid()) - self.me,
-            "server_busy": (cpu_seconds(self.server_pid) - self.server) / wall,
-            "gen_busy": (cpu_seconds(os.getpid()) - self.me) / wall,
+            "server_cpu_s": server,
+            "gen_cpu_s": me,
+            "server_busy": server / wall,
+            "gen_busy": me / wall,
             "disk_flush_ms": None,
         }
         if self.disk is not None:

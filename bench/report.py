@@ -15,6 +15,13 @@ Document: TypeAlias = dict[str, Any]
 Row: TypeAlias = Sequence[object]
 TARGETS = ("ceiling", "server_off", "server_always")
 ROUND_TRIP_TARGETS = ("ceiling", "ceiling_gc", "server_off", "server_always")
+# Each round trip row's median of per-round ratios to its round's ceiling: field -> key
+# (suite.median_rounds computes them; each key's per-round values are under KEY_rounds).
+CEILING_RATIOS = {
+    "rate": "ceiling_ratio",
+    "latency_ms_p99": "ceiling_p99_ratio",
+    "server_cpu_us_per_msg": "ceiling_cpu_ratio",
+}
 NAMES = {
     "ceiling": "ceiling",
     "ceiling_gc": "ceiling, server's gc",
@@ -63,33 +70,22 @@ def _x(value: float | None) -> str:
 
 
 def round_trip_rows(results: Document) -> list[Row]:
-    ceiling = results["ceiling_round_trips"]
     rows: list[Row] = []
     for target in ROUND_TRIP_TARGETS:
         for count, r in results.get(f"{target}_round_trips", {}).items():
-            base = ceiling.get(count, {})
+            to_ceiling = {field: r[key] for field, key in CEILING_RATIOS.items()}
             rows.append(
                 [
                     NAMES[target],
                     int(count),
                     r["rate"],
-                    _pct(r.get("ceiling_ratio", _ratio(r["rate"], base.get("rate")))),
+                    _pct(to_ceiling["rate"]),
                     r["latency_ms_p50"],
                     r["latency_ms_p99"],
                     r["latency_ms_p999"],
-                    _x(
-                        r.get(
-                            "ceiling_p99_ratio",
-                            _ratio(r["latency_ms_p99"], base.get("latency_ms_p99")),
-                        )
-                    ),
+                    _x(to_ceiling["latency_ms_p99"]),
                     r["server_cpu_us_per_msg"],
-                    _x(
-                        r.get(
-                            "ceiling_cpu_ratio",
-                            _ratio(r["server_cpu_us_per_msg"], base.get("server_cpu_us_per_msg")),
-                        )
-                    ),
+                    _x(to_ceiling["server_cpu_us_per_msg"]),
                     _pct(r["server_busy"]),
                     _pct(r["gen_busy"]),
                     r["gen_cpu_us_per_msg"],
@@ -112,11 +108,8 @@ def targets(results: Document) -> list[Row]:
         r = results[f"server_{mode}_round_trips"].get("100")
         if r is None or ceiling is None:
             continue
-        ratio = r.get("ceiling_ratio", _ratio(r["rate"], ceiling["rate"]))
-        rounds = r.get("ceiling_ratio_rounds")
-        each = (
-            "" if rounds is None else "rounds " + ", ".join(_pct(float(v)) for v in rounds.split())
-        )
+        ratio = r["ceiling_ratio"]
+        each = ", ".join(_pct(float(v)) for v in r["ceiling_ratio_rounds"].split())
         beside = (
             ""
             if tuned is None
@@ -125,7 +118,7 @@ def targets(results: Document) -> list[Row]:
         check(
             f"round trips, 100 connections, fsync {mode}: >= {floor:.0%} of ceiling msg/s",
             ratio,
-            f"{_pct(ratio)} ({each}{'; ' if each else ''}median rounds "
+            f"{_pct(ratio)} (rounds {each}; median rounds "
             f"{r['rate']:,.0f} vs {ceiling['rate']:,.0f} msg/s; "
             f"{r['server_cpu_us_per_msg']:.0f} vs {ceiling['server_cpu_us_per_msg']:.0f} us/msg"
             f"{beside})",
@@ -424,7 +417,6 @@ def tables(document: Document) -> str:
 
 def write_results_md(document: Document, path: Path) -> None:
     m, plan = document["machine"], document["plan"]
-    target_rounds = plan.get("target_rounds", plan["round_trip_rounds"])
     text = f"""# Benchmark results
 
 Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
@@ -455,12 +447,12 @@ Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
 - A shared 2-core machine drifts from run to run: read the ratios to the ceiling, measured in
   the same run, rather than the absolute figures. Round trips drift by +-20% within minutes, so
   they are measured in rounds: {plan["round_trip_rounds"]} at every connection count, and
-  {target_rounds} in all at 100, where the targets are. In a round all four servers
+  {plan["target_rounds"]} in all at 100, where the targets are. In a round all four servers
   (both ceilings, fsync off, fsync always) are up at once and take turns at each connection
   count, a few seconds apart; the order turns from round to round. Each row shows the round
-  with the median msg/s
-  (`rounds_rate` in results.json lists them all); its "x ceiling" columns are the median of
-  each round's own ratio to that round's ceiling (`ceiling_ratio_rounds`). "gen lag p99"
+  with the median msg/s (`rounds_rate` in results.json lists them all); its "x ceiling"
+  columns are the median of each round's own ratio to that round's ceiling
+  (`ceiling_ratio_rounds`). "gen lag p99"
   is how late the generator itself sent in the open-loop runs: a large one means the
   generator's core was taken by other work on the machine, and that row's latency is
   inflated by it.

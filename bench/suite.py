@@ -35,6 +35,7 @@ import msgspec
 from . import prepare
 from .loadgen import TIME_MARK, AnySpec, History, Idle, Mixed, OpenLoop, RoundTrips, Storm
 from .procstat import disk_of, rss_kib
+from .report import CEILING_RATIOS
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -280,11 +281,6 @@ class Suite:
     def chat_frames(self, count: int, text: str = "hello from the benchmark") -> list[str]:
         return [send_frame(user, prepare.GENERAL_FLOW, text) for user in self.users(count)]
 
-    def round_trips(self, server: Server) -> dict[str, Result]:
-        return {
-            str(count): self.round_trip(server, count) for count in self.plan.round_trip_connections
-        }
-
     def round_trip(self, server: Server, count: int) -> Result:
         plan = self.plan
         result = drive(
@@ -503,12 +499,22 @@ class Suite:
         return results
 
 
+@contextlib.contextmanager
+def temporary_suite(plan: Plan) -> Iterator[Suite]:
+    """A Suite whose data directories live under bench/ (the repo's own disk) until it ends."""
+    work = Path(tempfile.mkdtemp(prefix=".data-", dir=BENCH))
+    try:
+        yield Suite(plan, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def median_rounds(
     rounds: list[dict[str, Result]], ceilings: list[dict[str, Result]]
 ) -> dict[str, Result]:
     """Per connection count, the round with the median msg/s, and the median of each round's
     own ratios to the ceiling of that round: of msg/s, p99 and server CPU per message
-    (``ceiling_ratio``, ``ceiling_p99_ratio``, ``ceiling_cpu_ratio``).
+    (``report.CEILING_RATIOS`` names them).
 
     The rounds' own ratios compare figures taken seconds apart; the two median rounds can be
     minutes apart, and on a shared machine the stack's speed drifts over minutes.
@@ -519,11 +525,7 @@ def median_rounds(
         ordered = sorted((r for r, _ in pairs), key=lambda result: float(result["rate"] or 0))
         median = dict(ordered[len(ordered) // 2])
         median["rounds_rate"] = " ".join(f"{float(r['rate'] or 0):.0f}" for r in ordered)
-        for key, field in (
-            ("ceiling_ratio", "rate"),
-            ("ceiling_p99_ratio", "latency_ms_p99"),
-            ("ceiling_cpu_ratio", "server_cpu_us_per_msg"),
-        ):
+        for field, key in CEILING_RATIOS.items():
             ratios = [float(r[field] or 0) / float(c[field] or 1) for r, c in pairs]
             median[key] = statistics.median(ratios)
             median[f"{key}_rounds"] = " ".join(f"{ratio:.4f}" for ratio in ratios)
@@ -563,11 +565,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     out = args.out or BENCH / ("results-quick.json" if args.quick else "results.json")
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=".data-", dir=BENCH))  # the repo's own disk
-    try:
-        results = Suite(plan, work).run()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with temporary_suite(plan) as suite:
+        results = suite.run()
     elapsed = time.perf_counter() - started
     command = "python -m bench" + (" --quick" if args.quick else "")
     document = {

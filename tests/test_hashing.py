@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import ctypes
+import resource
 import subprocess
 import sys
 
 import pytest
 
+from morelia_trio.config import Argon2Params
+
 # Runs in a fresh process, as a worker does: three hashes after a first one, and the page
-# faults (ru_minflt) they took. The server's 64 MiB: glibc's mmap threshold adapts to freed
-# blocks up to 32 MiB, so a smaller size would be served from the heap anyway.
+# faults (ru_minflt) they took. The server's own memory cost (64 MiB): glibc's mmap
+# threshold adapts to freed blocks up to 32 MiB, so a smaller size would come from the heap
+# anyway. One pass, as the passes do not change what is allocated.
 _FAULTS_PER_HASH = """
 import resource, sys
-import argon2
 from morelia_trio import auth
 from morelia_trio.config import Argon2Params
 
-params = Argon2Params(time_cost=1, memory_cost=65536, parallelism=1)
+params = Argon2Params(time_cost=1)
 if sys.argv[1] == "worker":
     hash_once = lambda: auth.hash_password(params, "pw")
 else:  # the same hash, without the worker's settings
@@ -28,7 +31,7 @@ for _ in range(3):
     hash_once()
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
 """
-PAGES = 65536 * 1024 // 4096
+PAGES = Argon2Params().memory_cost * 1024 // resource.getpagesize()
 
 
 def faults_per_hash(how: str) -> int:
