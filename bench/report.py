@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import msgspec
+
 Document: TypeAlias = dict[str, Any]
 Row: TypeAlias = Sequence[object]
 TARGETS = ("ceiling", "server_off", "server_always")
@@ -95,12 +97,27 @@ def round_trip_rows(results: Document) -> list[Row]:
     return rows
 
 
-def targets(results: Document) -> list[Row]:
-    """Each target of the issue: what it asks, what was measured, whether it was met."""
-    rows: list[Row] = []
+class Verdict(msgspec.Struct, frozen=True):
+    """One target of the issue, judged on one run."""
 
-    def check(what: str, value: float | None, shown: str, ok: Callable[[float], bool]) -> None:
-        rows.append([what, shown, "-" if value is None else ("yes" if ok(value) else "NO")])
+    target: str  # what the issue asks
+    measured: str  # what was measured, with what explains it
+    brief: str  # the figure alone
+    met: bool | None  # None: not measured in this run
+
+
+def met_cell(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+def targets(results: Document) -> list[Verdict]:
+    """Each target of the issue: what it asks, what was measured, whether it was met."""
+    verdicts: list[Verdict] = []
+
+    def check(
+        what: str, value: float | None, shown: str, brief: str, ok: Callable[[float], bool]
+    ) -> None:
+        verdicts.append(Verdict(what, shown, brief, None if value is None else ok(value)))
 
     ceiling = results["ceiling_round_trips"].get("100")
     tuned = results.get("ceiling_gc_round_trips", {}).get("100")
@@ -122,6 +139,7 @@ def targets(results: Document) -> list[Row]:
             f"{r['rate']:,.0f} vs {ceiling['rate']:,.0f} msg/s; "
             f"{r['server_cpu_us_per_msg']:.0f} vs {ceiling['server_cpu_us_per_msg']:.0f} us/msg"
             f"{beside})",
+            _pct(ratio),
             floor.__le__,
         )
     for mode in ("always", "off"):
@@ -132,6 +150,7 @@ def targets(results: Document) -> list[Row]:
             fixed["latency_ms_p99"],
             f"p99 {fixed['latency_ms_p99']:.2f} ms ({fixed['rate']:,.0f} msg/s answered, "
             f"{fixed['unanswered']} unanswered)",
+            f"{fixed['latency_ms_p99']:.2f} ms",
             lambda v: v <= 10.0,
         )
     idle = results["server_idle"]
@@ -140,6 +159,7 @@ def targets(results: Document) -> list[Row]:
         idle["kib_per_connection"],
         f"{idle['kib_per_connection']:.1f} KiB (ceiling "
         f"{results['ceiling_idle']['kib_per_connection']:.1f} KiB) over {idle['alive']:,}",
+        f"{idle['kib_per_connection']:.1f} KiB",
         lambda v: v <= 30.0,
     )
     storm = results["storm"]
@@ -150,6 +170,7 @@ def targets(results: Document) -> list[Row]:
         ratio,
         f"{_x(ratio)} ({storm['baseline_ms_p99']:.2f} -> {storm['storm_ms_p99']:.2f} ms)"
         + ("" if None in flushes else "; a disk flush took {:.2f} -> {:.2f} ms".format(*flushes)),
+        _x(ratio),
         lambda v: v <= 2.0,
     )
     for mode in ("always", "off"):
@@ -162,9 +183,10 @@ def targets(results: Document) -> list[Row]:
             margin,
             f"{_x(margin)} the server's msg/s; generator busy {ceiling['gen_busy']:.0%} of a "
             f"core at the ceiling's {ceiling['rate']:,.0f} msg/s",
+            _x(margin),
             lambda v: v > 1.0,
         )
-    return rows
+    return verdicts
 
 
 def tables(document: Document) -> str:
@@ -173,7 +195,7 @@ def tables(document: Document) -> str:
         table(
             "Targets",
             ["target", "measured", "met"],
-            targets(results),
+            [[v.target, v.measured, met_cell(v.met)] for v in targets(results)],
         ),
         table(
             "Chat round trips (closed loop: send_message, wait for the reply, repeat)",
@@ -420,8 +442,10 @@ def write_results_md(document: Document, path: Path) -> None:
     text = f"""# Benchmark results
 
 Produced by `{document["command"]}` (`make bench`) on {document["date"]}, in
-{document["seconds"]:.0f} s. Regenerate the file with the same command; the figures are in
-`bench/results.json`, the plot is `bench/results.png` (`python -m bench.plot`).
+{document["seconds"]:.0f} s, measuring commit {document.get("code", "unknown")}. Regenerate the
+file with the same command; the figures are in `bench/results.json`, the plot is
+`bench/results.png` (`python -m bench.plot`). This is one run: how often each target was met
+over every full run on record is in [`RUNS.md`](RUNS.md).
 
 ## Machine
 

@@ -32,7 +32,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from . import prepare
+from . import prepare, runs
 from .loadgen import TIME_MARK, AnySpec, History, Idle, Mixed, OpenLoop, RoundTrips, Storm
 from .procstat import disk_of, rss_kib
 from .report import CEILING_RATIOS
@@ -564,6 +564,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     out = args.out or BENCH / ("results-quick.json" if args.quick else "results.json")
+    code = runs.measured_code()  # now: a commit made while the suite runs was not measured
     started = time.perf_counter()
     with temporary_suite(plan) as suite:
         results = suite.run()
@@ -572,6 +573,7 @@ def main() -> None:
     document = {
         "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "code": code,
         "seconds": elapsed,
         "machine": machine(),
         "abuse_limits": "off (--no-limits)",
@@ -588,4 +590,6 @@ def main() -> None:
         from . import plot
 
         plot.plot(document, BENCH / "results.png")
-        say("wrote bench/RESULTS.md and bench/results.png")
+        runs.append(document)
+        runs.PAGE.write_text(runs.page(runs.load()))
+        say("wrote bench/RESULTS.md, bench/results.png, and this run's line in bench/RUNS.md")
