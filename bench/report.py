@@ -102,8 +102,9 @@ class Verdict(msgspec.Struct, frozen=True):
 
     target: str  # what the issue asks
     measured: str  # what was measured, with what explains it
-    brief: str  # the figure alone
-    met: bool | None  # None: not measured in this run
+    value: float | None  # the figure the target is judged on; None: not measured in this run
+    brief: str  # that figure, as shown
+    met: bool | None
 
 
 def met_cell(met: bool | None) -> str:
@@ -117,7 +118,7 @@ def targets(results: Document) -> list[Verdict]:
     def check(
         what: str, value: float | None, shown: str, brief: str, ok: Callable[[float], bool]
     ) -> None:
-        verdicts.append(Verdict(what, shown, brief, None if value is None else ok(value)))
+        verdicts.append(Verdict(what, shown, value, brief, None if value is None else ok(value)))
 
     ceiling = results["ceiling_round_trips"].get("100")
     tuned = results.get("ceiling_gc_round_trips", {}).get("100")

@@ -93,13 +93,18 @@ def page(runs: list[Run]) -> str:
             by_target.setdefault(verdict.target, [None] * len(runs))[number] = verdict
     rows = []
     for target, verdicts in by_target.items():
-        judged = [v for v in verdicts if v is not None and v.met is not None]
+        judged = sorted(
+            (v for v in verdicts if v is not None and v.value is not None),
+            key=lambda v: v.value or 0.0,
+        )
         met = sum(1 for v in judged if v.met)
+        middle = judged[(len(judged) - 1) // 2 : len(judged) // 2 + 1]
+        median = " to ".join(v.brief for v in middle) or "-"
         figures = ", ".join(
             "-" if v is None else (v.brief if v.met is not False else f"**{v.brief}**")
             for v in verdicts
         )
-        rows.append([target, f"{met} of {len(judged)}", figures])
+        rows.append([target, f"{met} of {len(judged)}", median, figures])
     listed = [
         [number, run.date, run.code, f"{run.seconds:.0f}", run.target_rounds]
         for number, run in enumerate(runs, start=1)
@@ -109,11 +114,12 @@ def page(runs: list[Run]) -> str:
 One run of `make bench` on a shared 2-core machine can meet or miss a target by the machine's
 noise alone, so `RESULTS.md` (the latest run) cannot say whether a target is met reliably. Every
 full run appends its verdicts to `bench/runs.jsonl`; this page shows them all
-(`python -m bench.runs --write` regenerates it). A missed target's figure is in bold. The log
-starts with the first run whose round trips were paired with their own round's ceiling
-(commit 0450720); runs before it computed the ratios otherwise.
+(`python -m bench.runs --write` regenerates it). A missed target's figure is in bold; the
+median run is the middle one by that target's figure (with an even number of runs, the two
+middle ones). The log starts with the first run whose round trips were paired with their own
+round's ceiling (commit 0450720); runs before it computed the ratios otherwise.
 
-{table("Targets", ["target", "met in", "each run, first to last"], rows)}
+{table("Targets", ["target", "met in", "median run", "each run, first to last"], rows)}
 {table("Runs", ["run", "date", "code measured", "suite s", "rounds at 100"], listed)}"""
 
 
