@@ -10,9 +10,9 @@
 turn, fresh servers, median of the rounds. ``history``: the first all_messages page on a fresh
 server at once and after ``--wait`` seconds, REV against the working tree. ``storm``: the
 login storm per fsync mode in turn (with ``--rev``: REV, then the working tree), with the
-disk's mean flush time before and during it (/proc/diskstats) and each server thread's
-scheduler statistics (/proc/PID/task/*/schedstat: time run, time waiting on the run queue,
-timeslices).
+disk's mean flush time before and during it (/proc/diskstats; overall and in the slowest
+half second) and each server thread's scheduler statistics (/proc/PID/task/*/schedstat: time
+run, time waiting on the run queue, timeslices).
 ``startup``: seconds from starting ``serve`` (as the suite does, on the server's core) to its
 listening, REV against the working tree.
 ``fsync-probe``: 400 fsyncs of 100-byte appends on the server's core, alone and beside two
@@ -115,11 +115,13 @@ def _storm_once(s: Suite, name: str, tree: Path, fsync: str) -> None:
         r: Result = s.storm(server)
         after = _schedstat(server)
     flushes = (r["baseline_disk_flush_ms"], r["storm_disk_flush_ms"])
+    slowest = (r["baseline_disk_flush_slowest_ms"], r["storm_disk_flush_slowest_ms"])
     print(
         f"{name}, fsync {fsync}: chat p99 {r['baseline_ms_p99']:.2f} -> "
         f"{r['storm_ms_p99']:.2f} ms, p50 {r['baseline_ms_p50']:.2f} -> "
         f"{r['storm_ms_p50']:.2f} ms, storm {r['storm_seconds']:.1f} s"
         + ("" if None in flushes else "; flushes {:.2f} -> {:.2f} ms".format(*flushes))
+        + ("" if None in slowest else " ({:.2f} -> {:.2f} slowest 0.5 s)".format(*slowest))
     )
     for tid, (run, waited, slices) in sorted(after.items()):
         run0, waited0, slices0 = before.get(tid, (0, 0, 0))
