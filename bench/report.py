@@ -493,7 +493,10 @@ over every full run on record is in [`RUNS.md`](RUNS.md).
 - Open-loop latency (fixed load, login storm) is measured from each send's scheduled time, so
   a stall is charged to every request it delayed (no coordinated omission).
 - The login storm keeps the pinning: the server's argon2 worker processes inherit it and share
-  its one core with its event loop, as they would on a server whose cores are all busy.
+  its one core with its event loop, as they would on a server whose cores are all busy. Its
+  table gives the disk's mean flush time and the mean of its slowest half second: the disk
+  sometimes takes 5-7 ms a flush for a second or more, and every fsync-always reply then
+  waits for one, which a whole window's mean hides.
 - The server raises CPython's young-generation collection limit and freezes what start-up
   leaves (`cli.settle_gc`); the ceiling, as the issue defines it, keeps CPython's defaults.
   "ceiling, server's gc" is the same echo server with the server's setting, measured in the
