@@ -27,7 +27,7 @@ _OUTPUTS = ("results.json", "results-quick.json", "results.png", "RESULTS.md", L
 
 class Run(msgspec.Struct, frozen=True):
     date: str
-    code: str  # the commit measured (git describe), "-dirty" with uncommitted changes
+    code: str  # the commit measured (short hash), "-dirty" with uncommitted changes
     seconds: float
     target_rounds: int  # rounds at 100 connections, where the round-trip targets are
     verdicts: list[Verdict]
