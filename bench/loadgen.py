@@ -233,8 +233,10 @@ class FlushSampler:
         self.samples: list[tuple[float, int, int]] = []  # (loop time, flushes, ms in all)
 
     async def run(self) -> None:
+        if self.disk is None:
+            return
         loop = asyncio.get_running_loop()
-        while self.disk is not None:
+        while True:
             self.samples.append((loop.time(), *disk_flushes(self.disk)))
             await asyncio.sleep(self.INTERVAL)
 

@@ -73,16 +73,24 @@ def run_of(document: Document) -> Run:
     )
 
 
-def append(document: Document, log: Path = LOG) -> None:
-    with log.open("ab") as out:
+def record(document: Document) -> None:
+    """Append a full run's verdicts to the log and write RUNS.md from the whole log."""
+    with LOG.open("ab") as out:
         out.write(msgspec.json.encode(run_of(document)) + b"\n")
+    write_page()
 
 
-def load(log: Path = LOG) -> list[Run]:
-    if not log.exists():
+def write_page() -> str:
+    text = page(load())
+    PAGE.write_text(text)
+    return text
+
+
+def load() -> list[Run]:
+    if not LOG.exists():
         return []
     decoder = msgspec.json.Decoder(Run)
-    return [decoder.decode(line) for line in log.read_bytes().splitlines() if line.strip()]
+    return [decoder.decode(line) for line in LOG.read_bytes().splitlines() if line.strip()]
 
 
 def page(runs: list[Run]) -> str:
@@ -127,10 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {PAGE.name}")
     args = parser.parse_args()
-    text = page(load())
-    print(text)
-    if args.write:
-        PAGE.write_text(text)
+    print(write_page() if args.write else page(load()))
 
 
 if __name__ == "__main__":

@@ -590,6 +590,5 @@ def main() -> None:
         from . import plot
 
         plot.plot(document, BENCH / "results.png")
-        runs.append(document)
-        runs.PAGE.write_text(runs.page(runs.load()))
+        runs.record(document)
         say("wrote bench/RESULTS.md, bench/results.png, and this run's line in bench/RUNS.md")
