@@ -45,9 +45,12 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_named_users: Annotated[
         int, _said("users one request may name: lookups, flow members (429 above)")
     ] = 100
-    reply_cap: Annotated[int, _said("items in one all_messages/get_update reply (206 beyond)")] = (
-        1000
-    )
+    reply_cap: Annotated[
+        int, _said("items in one all_messages, get_update or all_flow reply (206 beyond)")
+    ] = 1000
+    max_reply_bytes: Annotated[
+        int, _said("bytes in one reply, unless one item alone is more (206 beyond)")
+    ] = 1024 * 1024
 
 
 class Rate(msgspec.Struct, frozen=True):
@@ -87,6 +90,11 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     frames_per_connection: Annotated[Rate, _said("frames per connection (429 beyond)")] = Rate(
         50, 3000
     )
+    flows_per_user: Annotated[Rate, _said("add_flow per user (429 beyond)")] = Rate(5, 0.5)
+    max_owned_flows: Annotated[int, _said("flows one user may create (403 beyond)")] = 100
+    storage_quota_bytes: Annotated[
+        int, _said("bytes of messages one user may keep: text and attachments (413 beyond)")
+    ] = 100 * 1024 * 1024
     flood_strikes: Annotated[
         int, _said("frames refused for flooding, in a row, before closing with 1008")
     ] = 100

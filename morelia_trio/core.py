@@ -19,7 +19,7 @@ from typing import TypeVar, assert_never
 import msgspec
 
 from .chunked import ChunkedById
-from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from .models import (
     AnyEvent,
     Attachment,
@@ -36,6 +36,7 @@ from .models import (
     UserDeleted,
     UserRegistered,
 )
+from .sizes import MESSAGE_KEYS, flow_size, json_size, message_content, profile_size
 
 GENERAL_TITLE = "General"
 MESSAGE_CHUNK = 4096  # messages per chunk: what a snapshot shares, and encodes at a time
@@ -69,6 +70,14 @@ class NewMessage(msgspec.Struct, kw_only=True):
     client_id: str | None = None
 
 
+class Bounds(msgspec.Struct, frozen=True):
+    """How much one reply may hold: a page ends at whichever cap it reaches first."""
+
+    items: int
+    bytes: int
+    unit: float | None = None  # the list dialect's whole seconds: a page ends between them
+
+
 class Listing(msgspec.Struct, kw_only=True):
     """What a query found, with what is needed to render it in either dialect."""
 
@@ -99,6 +108,11 @@ class State:
         # By id, in chunks a capture shares: it copies a reference per chunk, not per message.
         self.messages: ChunkedById[Message] = ChunkedById(MESSAGE_CHUNK)
         self.flow_messages: dict[int, list[int]] = {}  # flow id -> message ids, oldest first
+        # Bytes of each message's content (sizes.message_content), by id - 1; 0 once deleted.
+        # Reply pages and storage quotas count them; kept here so neither measures again.
+        self.message_sizes = array("Q")
+        self.stored_bytes: dict[int, int] = {}  # author id -> content bytes of live messages
+        self.owned_flows: dict[int, int] = {}  # user id -> flows they created
         # Change log for get_update: (time, key) in time order. An edit appends a new entry;
         # entries whose item has changed since, or is gone, are skipped when read.
         self.change_times = array("d")
@@ -222,8 +236,11 @@ def add_flow(
     info: str | None,
     members: list[int],
     now: float,
+    max_owned: int | None = None,
 ) -> FlowAdded:
     owner = state.authenticate(creds)
+    if max_owned is not None and state.owned_flows.get(owner, 0) >= max_owned:
+        raise Forbidden(f"You have created {max_owned} flows, the most one user may.")
     users = sorted({owner, *members})
     if flow_type == "chat":
         if owner not in members and members:
@@ -249,7 +266,12 @@ def add_flow(
 
 
 def send_message(
-    state: State, creds: Credentials, flow_id: int, new: NewMessage, now: float
+    state: State,
+    creds: Credentials,
+    flow_id: int,
+    new: NewMessage,
+    now: float,
+    quota: int | None = None,
 ) -> MessageSent:
     author = state.authenticate(creds)
     flow = state.visible_flow(flow_id, author)
@@ -276,7 +298,14 @@ def send_message(
         reply_to=new.reply_to,
         client_id=new.client_id,
     )
+    if quota is not None:
+        _check_quota(state, author, message_content(message), quota)
     return MessageSent(time=time, message=message)
+
+
+def _check_quota(state: State, author: int, more: int, quota: int) -> None:
+    if more > 0 and state.stored_bytes.get(author, 0) + more > quota:
+        raise PayloadTooLarge("The storage quota is reached: delete messages to make room.")
 
 
 def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None) -> Message:
@@ -290,9 +319,17 @@ def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int
 
 
 def edit_message(
-    state: State, creds: Credentials, message_id: int, flow_id: int | None, text: str, now: float
+    state: State,
+    creds: Credentials,
+    message_id: int,
+    flow_id: int | None,
+    text: str,
+    now: float,
+    quota: int | None = None,
 ) -> MessageEdited:
     message = _own_message(state, creds, message_id, flow_id)
+    if quota is not None:
+        _check_quota(state, message.author_id, json_size(text) - json_size(message.text), quota)
     return MessageEdited(time=state.now(now), message_id=message.id, text=text)
 
 
@@ -327,6 +364,8 @@ def apply(state: State, event: AnyEvent) -> None:
             state.flows[flow.id] = flow
             state.flow_messages[flow.id] = []
             state.next_flow_id = max(state.next_flow_id, flow.id + 1)
+            if flow.owner is not None:
+                state.owned_flows[flow.owner] = state.owned_flows.get(flow.owner, 0) + 1
             if flow.type == "chat":
                 for user_id in flow.users:
                     state.user_chats.setdefault(user_id, []).append(flow.id)
@@ -337,20 +376,34 @@ def apply(state: State, event: AnyEvent) -> None:
             state.messages.append(message.id, message)
             state.flow_messages[message.flow_id].append(message.id)
             state.next_message_id = max(state.next_message_id, message.id + 1)
+            _weigh(state, message)
             state._change(event.time, _MESSAGE, message.id)
         case MessageEdited(message_id=message_id, text=text):
             edited = msgspec.structs.replace(
                 state.messages[message_id], text=text, edited_time=event.time
             )
             state.messages.replace(message_id, edited)
+            _weigh(state, edited)
             state._change(event.time, _MESSAGE, message_id)
         case MessageDeleted(message_id=message_id):
             message = state.messages[message_id]
             state.messages.replace(message_id, None)
+            _weigh(state, message, deleted=True)
             ids = state.flow_messages[message.flow_id]
             del ids[bisect_left(ids, message_id)]
         case _:
             assert_never(event)
+
+
+def _weigh(state: State, message: Message, *, deleted: bool = False) -> None:
+    """Record the content size of a message just sent, edited or deleted."""
+    sizes, index = state.message_sizes, message.id - 1
+    if index >= len(sizes):  # ids skipped on the way (deleted before a snapshot) weigh 0
+        sizes.extend(itertools.repeat(0, index + 1 - len(sizes)))
+    size = 0 if deleted else message_content(message)
+    author = message.author_id
+    state.stored_bytes[author] = state.stored_bytes.get(author, 0) + size - sizes[index]
+    sizes[index] = size
 
 
 def _add_session(state: State, user_id: int, token_hash: bytes) -> None:
@@ -380,18 +433,21 @@ def user_info(state: State, creds: Credentials, others: list[int]) -> Listing:
     return Listing(users=found)
 
 
-def all_flow(state: State, creds: Credentials) -> Listing:
+def all_flow(state: State, creds: Credentials, since: float, bounds: Bounds) -> Listing:
+    """Flows one may see created at or after ``since``, oldest first (ids follow times)."""
     user_id = state.authenticate(creds)
-    return Listing(flows=[state.flows[i] for i in state.visible_flow_ids(user_id)])
+    flows = [state.flows[i] for i in state.visible_flow_ids(user_id)]
+    start = bisect_left(flows, since, key=lambda flow: flow.time) if since > 0 else 0
+    found, partial = _page(
+        ((flow.time, flow, flow_size(flow)) for flow in itertools.islice(flows, start, None)),
+        since,
+        bounds,
+    )
+    return Listing(flows=found, partial=partial)
 
 
 def all_messages(
-    state: State,
-    creds: Credentials,
-    flow_id: int | None,
-    since: float,
-    cap: int,
-    unit: float | None = None,
+    state: State, creds: Credentials, flow_id: int | None, since: float, bounds: Bounds
 ) -> Listing:
     """Messages with time >= since, oldest first, in one flow or every flow one may read."""
     user_id = state.authenticate(creds)
@@ -405,31 +461,57 @@ def all_messages(
         if len(streams) > 1
         else itertools.chain(*streams)
     )
-    found, partial = _page(((m.time, m) for m in merged), cap, since, unit)
+    size = _MessageSize(state)
+    found, partial = _page(((m.time, m, size(m)) for m in merged), since, bounds)
     return _listing(state, messages=found, partial=partial)
 
 
 def _page(
-    found: Iterable[tuple[float, T]], cap: int, since: float, unit: float | None
+    found: Iterable[tuple[float, T, int]], since: float, bounds: Bounds
 ) -> tuple[list[T], bool]:
-    """The first ``cap`` of ``found`` (time, item) pairs, and whether more remain.
+    """The first of ``found`` (time, item, size) that fit the bounds, and whether more remain.
 
-    With a ``unit`` (the list dialect's whole seconds) the client can only ask again from a
-    time rounded down to it, so a partial page never ends inside a unit and always reaches
-    past the unit of ``since``. Asking again from the last time received then always moves
-    on, at the price of a page holding more than ``cap`` items when a second is crowded.
+    A page ends before the item that would take it past either cap, but always holds one
+    item at least. With a ``unit`` (the list dialect's whole seconds) the client can only ask
+    again from a time rounded down to it, so a partial page never ends inside a unit and
+    always reaches past the unit of ``since``. Asking again from the last time received then
+    always moves on, at the price of a page above the caps when a second is crowded.
     """
     page: list[T] = []
+    taken = 0
+    cap, byte_cap, unit = bounds.items, bounds.bytes, bounds.unit
     since_unit = last_unit = since // unit if unit else 0.0
-    for time, item in found:
-        if len(page) >= cap and (
-            unit is None or (time // unit != last_unit and last_unit != since_unit)
+    for time, item, size in found:
+        if (
+            page
+            and (len(page) >= cap or taken + size > byte_cap)
+            and (unit is None or (time // unit != last_unit and last_unit != since_unit))
         ):
             return page, True
         page.append(item)
+        taken += size
         if unit:
             last_unit = time // unit
     return page, False
+
+
+class _MessageSize:
+    """The reply size of a message: its keys, its content, and its author's name."""
+
+    __slots__ = ("names", "sizes", "users")
+
+    def __init__(self, state: State) -> None:
+        self.sizes = state.message_sizes
+        self.users = state.users
+        self.names: dict[int, int] = {}  # author id -> bytes of their name, once per query
+
+    def __call__(self, message: Message) -> int:
+        name = self.names.get(message.author_id)
+        if name is None:
+            author = self.users.get(message.author_id)
+            name = json_size(author.username if author else DELETED_USERNAME)
+            self.names[message.author_id] = name
+        return MESSAGE_KEYS + self.sizes[message.id - 1] + name
 
 
 def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Message]:
@@ -440,19 +522,14 @@ def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Messag
 
 
 def get_update(
-    state: State,
-    creds: Credentials,
-    since: float,
-    flow_id: int | None,
-    cap: int,
-    unit: float | None = None,
+    state: State, creds: Credentials, flow_id: int | None, since: float, bounds: Bounds
 ) -> Listing:
     """Everything visible that changed at or after ``since``, oldest change first."""
     user_id = state.authenticate(creds)
     visible = set(state.visible_flow_ids(user_id))
     if flow_id is not None:
         visible = {state.visible_flow(flow_id, user_id).id}
-    found, partial = _page(_changes_since(state, since, visible, flow_id), cap, since, unit)
+    found, partial = _page(_changes_since(state, since, visible, flow_id), since, bounds)
     return _listing(
         state,
         users=[item for item in found if isinstance(item, User)],
@@ -464,9 +541,10 @@ def get_update(
 
 def _changes_since(
     state: State, since: float, visible: set[int], flow_id: int | None
-) -> Iterator[tuple[float, User | Flow | Message]]:
-    """(time, item) for each visible change at or after ``since``, oldest first."""
+) -> Iterator[tuple[float, User | Flow | Message, int]]:
+    """(time, item, size) for each visible change at or after ``since``, oldest first."""
     times, keys = state.change_times, state.change_keys
+    message_size = _MessageSize(state)
     for index in range(bisect_left(times, since), len(times)):
         time = times[index]
         item_id, kind = divmod(keys[index], 4)
@@ -477,12 +555,13 @@ def _changes_since(
                 and message.flow_id in visible
                 and (message.edited_time or message.time) == time
             ):
-                yield time, message
+                yield time, message, message_size(message)
         elif kind == _FLOW:
             if item_id in visible:
-                yield time, state.flows[item_id]
+                flow = state.flows[item_id]
+                yield time, flow, flow_size(flow)
         elif flow_id is None and (user := state.users.get(item_id)) is not None:
-            yield time, user
+            yield time, user, profile_size(user)
 
 
 def _listing(
@@ -565,6 +644,8 @@ def from_snapshot(snapshot: Snapshot) -> State:
     for message in messages:
         flow_messages[message.flow_id].append(message.id)
     state.messages = ChunkedById.of(MESSAGE_CHUNK, ((message.id, message) for message in messages))
+    for message in messages:
+        _weigh(state, message)
     state.change_times = array("d", snapshot.change_times)
     state.change_keys = array("q", snapshot.change_keys)
     state.seq = snapshot.seq

@@ -28,6 +28,17 @@ class Guard:
             self._failures = Buckets[int](limits.login_failures_per_account)
             self._registrations = Buckets[str](limits.registrations_per_address)
             self._messages = Buckets[int](limits.messages_per_user)
+            self._flows = Buckets[int](limits.flows_per_user)
+
+    @property
+    def storage_quota(self) -> int | None:
+        """Bytes of messages one user may keep (checked by the state owner)."""
+        return None if self.limits is None else self.limits.storage_quota_bytes
+
+    @property
+    def max_owned_flows(self) -> int | None:
+        """Flows one user may create (checked by the state owner)."""
+        return None if self.limits is None else self.limits.max_owned_flows
 
     # --- connections ---------------------------------------------------------------------
 
@@ -84,3 +95,16 @@ class Guard:
     def posted(self, user_id: int | None) -> None:
         if self.limits is not None and user_id is not None:
             self._messages.charge(user_id, self.clock())
+
+    def may_add_flow(self, user_id: int | None) -> None:
+        """Checked before a flow is created, charged only once it was (``added_flow``)."""
+        if (
+            self.limits is not None
+            and user_id is not None
+            and not self._flows.allows(user_id, self.clock())
+        ):
+            raise TooManyRequests("Too many new flows; wait a while before creating another.")
+
+    def added_flow(self, user_id: int | None) -> None:
+        if self.limits is not None and user_id is not None:
+            self._flows.charge(user_id, self.clock())

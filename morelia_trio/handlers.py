@@ -34,6 +34,7 @@ from .protocol import (
     UserInfo,
 )
 from .replies import OK, Answer, Sent, Token
+from .sizes import REPLY_ENVELOPE
 from .store import Store
 
 
@@ -91,41 +92,54 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
         case SendMessage():
             guard.may_post(body.creds.user_id)
             sent = await store.call(
-                core.send_message, body.creds, body.flow_id, body.message, ctx.clock()
+                core.send_message,
+                body.creds,
+                body.flow_id,
+                body.message,
+                ctx.clock(),
+                guard.storage_quota,
             )
             guard.posted(sent.message.author_id)
             return Answer(Sent(sent.message))
         case AllMessages():
+            bounds = _bounds(ctx.limits, request.dialect)
             listing = await store.call(
-                core.all_messages,
-                body.creds,
-                body.flow_id,
-                body.since,
-                ctx.limits.reply_cap,
-                _paging_unit(request.dialect),
+                core.all_messages, body.creds, body.flow_id, body.since, bounds
             )
             return _listed(listing)
         case GetUpdate():
+            bounds = _bounds(ctx.limits, request.dialect)
             listing = await store.call(
-                core.get_update,
-                body.creds,
-                body.since,
-                body.flow_id,
-                ctx.limits.reply_cap,
-                _paging_unit(request.dialect),
+                core.get_update, body.creds, body.flow_id, body.since, bounds
             )
             return _listed(listing, viewer=body.creds.user_id)
         case AllFlow():
-            return _listed(await store.call(core.all_flow, body.creds))
+            bounds = _bounds(ctx.limits, request.dialect)
+            return _listed(await store.call(core.all_flow, body.creds, body.since, bounds))
         case AddFlow():
+            guard.may_add_flow(body.creds.user_id)
             added = await store.call(
-                core.add_flow, body.creds, body.type, body.title, body.info, body.users, ctx.clock()
+                core.add_flow,
+                body.creds,
+                body.type,
+                body.title,
+                body.info,
+                body.users,
+                ctx.clock(),
+                guard.max_owned_flows,
             )
+            guard.added_flow(added.flow.owner)
             return _listed(core.Listing(flows=[added.flow]), single=True)
         case EditMessage():
             guard.may_post(body.creds.user_id)
             await store.call(
-                core.edit_message, body.creds, body.message_id, body.flow_id, body.text, ctx.clock()
+                core.edit_message,
+                body.creds,
+                body.message_id,
+                body.flow_id,
+                body.text,
+                ctx.clock(),
+                guard.storage_quota,
             )
             guard.posted(body.creds.user_id)  # authenticated, or the edit would have failed
             return OK
@@ -151,9 +165,14 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             assert_never(body)
 
 
-def _paging_unit(dialect: Dialect) -> float | None:
-    """The list dialect sends times in whole seconds: its pages must end between seconds."""
-    return 1.0 if dialect is Dialect.LIST else None
+def _bounds(limits: Limits, dialect: Dialect) -> core.Bounds:
+    """A page's caps. The list dialect sends times in whole seconds: its pages must end
+    between seconds."""
+    return core.Bounds(
+        items=limits.reply_cap,
+        bytes=max(0, limits.max_reply_bytes - REPLY_ENVELOPE),
+        unit=1.0 if dialect is Dialect.LIST else None,
+    )
 
 
 async def _check_password(ctx: Context, user_id: int, password_hash: str, password: str) -> None:

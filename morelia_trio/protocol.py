@@ -144,6 +144,7 @@ class GetUpdate(msgspec.Struct, frozen=True):
 
 class AllFlow(msgspec.Struct, frozen=True):
     creds: Credentials
+    since: float  # flows created at or after it: how a client asks for the next page
 
 
 class AddFlow(msgspec.Struct, frozen=True):
@@ -538,7 +539,7 @@ def parse_get_update(data: DataIn, limits: Limits) -> GetUpdate:
 
 
 def parse_all_flow(data: DataIn, limits: Limits) -> AllFlow:
-    return AllFlow(_creds(data))
+    return AllFlow(_creds(data), _since(data))
 
 
 def parse_add_flow(data: DataIn, limits: Limits) -> AddFlow:
