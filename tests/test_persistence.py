@@ -6,6 +6,7 @@ writes were acknowledged: the files then hold exactly what a kill -9 at that mom
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -29,6 +30,7 @@ from morelia_trio.journal import (
     journal_name,
     scan,
 )
+from morelia_trio.lock import DirectoryInUse
 from morelia_trio.models import Message, MessageSent
 from morelia_trio.recovery import recover
 from morelia_trio.server import write_snapshot
@@ -535,3 +537,26 @@ async def test_data_info_counts_and_reports_damage(morelia_config: Config, tmp_p
 
         code, info, err = await data_info(tmp_path / "nothing here")
         assert code == 1 and info == {} and "not a directory" in err
+
+
+# --- (e) one server per data directory ----------------------------------------------------------
+
+
+async def test_a_second_server_on_the_same_directory_is_refused(morelia_config: Config) -> None:
+    with trio.fail_after(20):
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.register("ann", "ann-pw")
+            refused: list[BaseException] = []
+            try:
+                async with running(morelia_config):
+                    raise AssertionError("a second server started on a directory in use")
+            except* DirectoryInUse as group:
+                refused += leaves(group)
+            assert len(refused) == 1 and isinstance(refused[0], DirectoryInUse)
+            assert str(morelia_config.data_dir) in str(refused[0])
+            assert refused[0].holder == os.getpid()
+            await ann.send((await ann.flows())[0]["uuid"], "still served")
+        # stopped: the same process may serve the directory again
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.login("ann", "ann-pw")
+            assert [m["text"] for m in await ann.messages()] == ["still served"]
