@@ -73,10 +73,12 @@ def journal_name(first_seq: int) -> str:
 def journal_files(directory: Path) -> list[tuple[int, Path]]:
     """The journal files in a directory, as (first seq, path), oldest first."""
     found = []
-    for path in directory.glob("journal-*.log"):
-        number = path.name[len("journal-") : -len(".log")]
-        if number.isdigit():
-            found.append((int(number), path))
+    # os.listdir, not Path.glob: glob finds nothing in a directory it may not read, which
+    # would start an empty server over a full journal.
+    for name in os.listdir(directory):
+        number = name[len("journal-") : -len(".log")]
+        if name.startswith("journal-") and name.endswith(".log") and number.isdigit():
+            found.append((int(number), directory / name))
     return sorted(found)
 
 

@@ -97,20 +97,24 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             # Before listening: a worker's start (spawn, imports: about 0.3 s of CPU) would
             # otherwise slow the first requests (first history page 12.4 ms, not 2.7).
             await passwords.start_workers()
-            listener = await nursery.start(
-                partial(
-                    serve_websocket,
+            try:
+                listener = await nursery.start(
                     partial(
-                        serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
-                    ),
-                    config.host,
-                    config.port,
-                    None,
-                    max_message_size=config.limits.max_frame_bytes,
-                    connect_timeout=config.timeouts.handshake,
-                    disconnect_timeout=config.timeouts.close,
+                        serve_websocket,
+                        partial(
+                            serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
+                        ),
+                        config.host,
+                        config.port,
+                        None,
+                        max_message_size=config.limits.max_frame_bytes,
+                        connect_timeout=config.timeouts.handshake,
+                        disconnect_timeout=config.timeouts.close,
+                    )
                 )
-            )
+            except OSError as exc:  # say which address: "Address already in use" alone does not
+                where = f"{config.host} port {config.port}: {exc.strerror or exc}"
+                raise OSError(exc.errno, where) from exc
             running = Running(config.host, listener.port, store, ctx)
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
