@@ -9,7 +9,7 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ import trio
 from . import __version__
 from .config import AbuseLimits, Config, Limits, Rate, Timeouts
 from .journal import DataDamaged, StorageFailed
+from .lock import DirectoryInUse
 from .recovery import recover
 from .server import serve
 
@@ -151,20 +152,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    failures: list[str] = []
     try:
         trio.run(serve_until_signalled, config)
-    except* DataDamaged as group:
-        failures += [f"cannot start: {exc}" for exc in group.exceptions]
-    except* StorageFailed as group:
-        failures += [f"stopped: {exc}" for exc in group.exceptions]
-    except* OSError as group:  # e.g. the port is taken, or the data directory unreadable
-        failures += [f"cannot serve: {exc}" for exc in group.exceptions]
-    except* KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        failures.append("interrupted")
-    for failure in failures:
+    except BaseException as exc:
+        failure = describe_failure(exc)
+        if failure is None:
+            raise  # a bug: its traceback is the most useful thing to print
         print(f"morelia-trio: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+        return 1
+    return 0
+
+
+def describe_failure(exc: BaseException) -> str | None:
+    """One line saying why the server could not start or had to stop; None for a bug.
+
+    Trio reports failures as (nested) exception groups, and one cause often brings others
+    with it (a journal that cannot be written also fails the request that waited for it):
+    the operator hears the cause alone, without a group's summary or a traceback.
+    """
+    leaves = list(_leaves(exc))
+    for kind, prefix in _CAUSES:
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return f"{prefix}{_said(leaf)}"
+    return None
+
+
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (DirectoryInUse, "cannot start: "),
+    (DataDamaged, "cannot start: "),
+    (StorageFailed, "stopped: "),
+    (OSError, "cannot serve: "),  # e.g. the port is taken, or the data directory unusable
+    (KeyboardInterrupt, "interrupted"),  # a second Ctrl-C during shutdown
+)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _said(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return ""
+    if isinstance(exc, OSError) and exc.strerror:  # not "[Errno 13] Permission denied: '…'"
+        return exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 async def serve_until_signalled(config: Config) -> None:

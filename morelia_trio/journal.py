@@ -7,6 +7,14 @@ A data directory holds ``journal-<first seq>.log`` files of records, each record
 with consecutive sequence numbers. A snapshot covers every record up to its ``seq``; the
 files it covers are deleted after it is safely written. The pure part (``encode_record``,
 ``scan``) knows nothing of trio; ``Journal`` is the writer task.
+
+A file the journal moved on from ends with an end-of-file marker: a record header whose
+length is 0 and whose seq is the first of the next file. So a missing newest file is
+noticed: the file before it names it. The marker is written only once the next file's
+name is on disk (and the records before it are synced), so no crash can leave a marker
+naming a file that never existed; files written before markers existed simply have none.
+At a snapshot's capture the journal moves on to ``journal-<seq+1>.log`` and the capture is
+answered only after that, so a snapshot on disk is always followed by its journal file.
 """
 
 from __future__ import annotations
@@ -44,10 +52,14 @@ def _not_stored() -> ServiceUnavailable:
 
 
 class DataDamaged(Exception):
-    """A data file is damaged somewhere a crash cannot explain: refuse to guess."""
+    """A data file is damaged somewhere a crash cannot explain: refuse to guess.
 
-    def __init__(self, path: Path, offset: int, reason: str) -> None:
-        super().__init__(f"{path}: {reason} at byte offset {offset}")
+    ``offset`` is None when the damage is a file that is missing altogether.
+    """
+
+    def __init__(self, path: Path, offset: int | None, reason: str) -> None:
+        where = "" if offset is None else f" at byte offset {offset}"
+        super().__init__(f"{path}: {reason}{where}")
         self.path = path
         self.offset = offset
         self.reason = reason
@@ -62,6 +74,11 @@ def encode_record(seq: int, payload: bytes) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head)) + payload
 
 
+def encode_end(next_seq: int) -> bytes:
+    """The end-of-file marker of a file the journal left for ``journal_name(next_seq)``."""
+    return encode_record(next_seq, b"")
+
+
 def decode_event(payload: bytes) -> AnyEvent:
     return _decoder.decode(payload)
 
@@ -73,10 +90,12 @@ def journal_name(first_seq: int) -> str:
 def journal_files(directory: Path) -> list[tuple[int, Path]]:
     """The journal files in a directory, as (first seq, path), oldest first."""
     found = []
-    for path in directory.glob("journal-*.log"):
-        number = path.name[len("journal-") : -len(".log")]
-        if number.isdigit():
-            found.append((int(number), path))
+    # os.listdir, not Path.glob: glob finds nothing in a directory it may not read, which
+    # would start an empty server over a full journal.
+    for name in os.listdir(directory):
+        number = name[len("journal-") : -len(".log")]
+        if name.startswith("journal-") and name.endswith(".log") and number.isdigit():
+            found.append((int(number), directory / name))
     return sorted(found)
 
 
@@ -84,6 +103,7 @@ class Scan(msgspec.Struct):
     records: list[tuple[int, bytes]]  # (seq, payload)
     end: int  # offset just past the last good record
     torn: str | None = None  # why the bytes after ``end`` were taken for a torn write
+    follows: int | None = None  # the end-of-file marker's next seq: the file was left for it
 
 
 def scan(data: bytes, path: Path) -> Scan:
@@ -109,6 +129,10 @@ def scan(data: bytes, path: Path) -> Scan:
             raise DataDamaged(path, offset, "record header fails its checksum")
         if length > MAX_RECORD:
             raise DataDamaged(path, offset, f"record length {length} is impossible")
+        if length == 0:  # the end-of-file marker: nothing is ever written after it
+            if offset + HEADER.size != size:
+                raise DataDamaged(path, offset + HEADER.size, "bytes after the end-of-file marker")
+            return Scan(records, offset, follows=seq)
         end = offset + HEADER.size + length
         if end > size:
             return Scan(
@@ -158,7 +182,9 @@ class Journal:
         self._waiting: collections.deque[tuple[int, Answer, outcome.Outcome[Any]]] = (
             collections.deque()
         )  # answers held until their record is durable, in sequence order
+        self._rotated: list[tuple[Answer, outcome.Outcome[Any]]] = []  # answered once moved on
         self._fd: int | None = None
+        self._first_seq = 0  # of the open file
         self._unsynced = False  # batch mode: written but not yet synced
         self._last_sync = float("-inf")
         self.batches = 0  # statistics: how many writes (and fsyncs) served the records
@@ -175,9 +201,15 @@ class Journal:
         self._has_work.set()
         return self.appended
 
-    def rotate(self) -> None:
-        """Start a new file with the next record (a snapshot covers everything before it)."""
+    def rotate(self, answer: Answer, result: outcome.Outcome[Any]) -> None:
+        """Start a new file with the next record (a snapshot covers everything before it);
+        give ``result`` to ``answer`` once the new file is on disk and everything before it
+        synced, so a snapshot written after that is always followed by its journal file."""
+        if self.failure is not None:
+            answer(outcome.Error(_not_stored()))
+            return
         self._pending.append(_Rotate(self.appended + 1))
+        self._rotated.append((answer, result))
         self._has_work.set()
 
     def deliver(self, answer: Answer, result: outcome.Outcome[Any], seq: int) -> None:
@@ -210,13 +242,36 @@ class Journal:
                 if self.mode == "off":  # it promises nothing: one write per interval at most
                     await trio.sleep(self.batch_interval)
         finally:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            try:
+                if self.failure is None:
+                    # Stopping: what the state holds must be in the journal, synced, before
+                    # a final snapshot can say the journal reaches it.
+                    with trio.CancelScope(shield=True):
+                        await self._finish()
+            finally:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+
+    async def _finish(self) -> None:
+        items, self._pending = self._pending, []
+        if not any(isinstance(item, bytes) for item in items):
+            items = []  # no change since the start: no new file either
+        if not items and self._fd is None:
+            return
+        try:
+            await trio.to_thread.run_sync(self._write, items, True)
+        except OSError as exc:
+            self.failure = exc
+            raise StorageFailed(
+                f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
+            ) from exc
+        self.durable = self.appended
 
     async def flush(self) -> None:
         """Write (and, as the mode says, sync) everything queued so far."""
         items, self._pending = self._pending, []
+        rotated, self._rotated = self._rotated, []
         self._has_work = trio.Event()
         now = trio.current_time()
         sync = self.mode == "always" or (
@@ -235,6 +290,8 @@ class Journal:
             while self._waiting:
                 _, answer, _ = self._waiting.popleft()
                 answer(outcome.Error(_not_stored()))
+            for answer, _ in rotated:
+                answer(outcome.Error(_not_stored()))
             raise StorageFailed(
                 f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
             ) from exc
@@ -248,6 +305,8 @@ class Journal:
         waiting = self._waiting
         while waiting and waiting[0][0] <= last:
             _, answer, result = waiting.popleft()
+            answer(result)
+        for answer, result in rotated:
             answer(result)
 
     def _write(self, items: list[bytes | _Rotate], sync: bool) -> None:
@@ -271,12 +330,32 @@ class Journal:
             view = view[written:]
 
     def _open(self, first_seq: int) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
-            os.close(self._fd)
-        path = self.directory / journal_name(first_seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fsync_directory(self.directory)  # the new name itself must survive a crash
+        """Move on to ``journal_name(first_seq)``; mark the file left behind as ended."""
+        if self._fd is not None and first_seq == self._first_seq:
+            return  # nothing was appended since the last move: stay
+        left, self._fd = self._fd, None
+        if left is None:
+            left = self._open_newest_before(first_seq)
+        try:
+            if left is not None:
+                os.fsync(left)  # its records first: the new file must not outlive them
+            path = self.directory / journal_name(first_seq)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            self._first_seq = first_seq
+            fsync_directory(self.directory)  # the new name itself must survive a crash
+            if left is not None:  # only now: a marker must never name a file not on disk
+                os.write(left, encode_end(first_seq))
+                os.fsync(left)
+        finally:
+            if left is not None:
+                os.close(left)
+
+    def _open_newest_before(self, first_seq: int) -> int | None:
+        """At start-up: the newest file a previous run wrote, if the journal moves on from it."""
+        files = journal_files(self.directory)
+        if not files or files[-1][0] >= first_seq:
+            return None  # a fresh journal, or it goes on in the newest file
+        return os.open(files[-1][1], os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -134,3 +134,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     message_chunks: list[list[Message]]
     change_times: bytes  # array("d")
     change_keys: bytes  # array("q")
+    # Written by a server that makes the journal reach ``seq`` (synced) before the snapshot
+    # is in place; snapshots from before that guarantee lack it. With it, a journal that
+    # stops short of ``seq`` means a journal file has gone missing, not a crash.
+    journal_reaches_seq: bool = False

@@ -19,6 +19,7 @@ from .connection import WS_PATH, serve_connection
 from .guard import Guard
 from .handlers import Context
 from .journal import Journal
+from .lock import DirectoryLock
 from .recovery import recover, remove_covered_journals
 from .store import Store, run_store
 from .watchdog import Watchdog
@@ -49,9 +50,20 @@ async def serve(
     Raises:
         DataDamaged: the data directory holds damage that recovery must not guess about.
         StorageFailed: the journal could not be written (the server stopped acknowledging).
+        DirectoryInUse: another server, in this process or another, holds the data directory.
+        OSError: the data directory cannot be used, or the address is taken.
     """
     directory = config.data_dir
     directory.mkdir(parents=True, exist_ok=True)
+    lock = DirectoryLock(directory)  # before anything is read: one server per directory
+    try:
+        await _serve_locked(config, task_status)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -> None:
+    directory = config.data_dir
     state, report = await trio.to_thread.run_sync(recover, directory)
     log.info(
         "Loaded %s: snapshot at record %s, %d journal records replayed",
@@ -85,20 +97,24 @@ async def serve(
             # Before listening: a worker's start (spawn, imports: about 0.3 s of CPU) would
             # otherwise slow the first requests (first history page 12.4 ms, not 2.7).
             await passwords.start_workers()
-            listener = await nursery.start(
-                partial(
-                    serve_websocket,
+            try:
+                listener = await nursery.start(
                     partial(
-                        serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
-                    ),
-                    config.host,
-                    config.port,
-                    None,
-                    max_message_size=config.limits.max_frame_bytes,
-                    connect_timeout=config.timeouts.handshake,
-                    disconnect_timeout=config.timeouts.close,
+                        serve_websocket,
+                        partial(
+                            serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
+                        ),
+                        config.host,
+                        config.port,
+                        None,
+                        max_message_size=config.limits.max_frame_bytes,
+                        connect_timeout=config.timeouts.handshake,
+                        disconnect_timeout=config.timeouts.close,
+                    )
                 )
-            )
+            except OSError as exc:  # say which address: "Address already in use" alone does not
+                where = f"{config.host} port {config.port}: {exc.strerror or exc}"
+                raise OSError(exc.errno, where) from exc
             running = Running(config.host, listener.port, store, ctx)
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")

@@ -44,6 +44,7 @@ class _SnapshotOut(msgspec.Struct, kw_only=True):
     message_chunks: list[msgspec.Raw]
     change_times: bytes
     change_keys: bytes
+    journal_reaches_seq: bool
 
 
 def encode(capture: Capture, now: float) -> bytes:
@@ -69,6 +70,7 @@ def encode(capture: Capture, now: float) -> bytes:
             message_chunks=chunks,
             change_times=capture.change_times,
             change_keys=capture.change_keys,
+            journal_reaches_seq=True,  # Journal.rotate and Journal.run's end see to it
         )
     )
     return MAGIC + HEADER.pack(len(payload), zlib.crc32(payload)) + payload

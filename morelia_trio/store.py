@@ -137,6 +137,7 @@ def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store)
         store.commands += 1
     else:
         store.queries += 1
-    if job.rotate:
-        journal.rotate()
-    journal.deliver(job.answer, outcome.Value(result), journal.appended)
+    if job.rotate:  # a snapshot's capture: answered once the journal has moved on
+        journal.rotate(job.answer, outcome.Value(result))
+    else:
+        journal.deliver(job.answer, outcome.Value(result), journal.appended)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -211,3 +214,109 @@ def test_running_without_limits_is_warned_about(tmp_path: Path, no_limits: bool)
         server.process.kill()
     warned = [line for line in server.log if "WARNING" in line and "--no-limits" in line]
     assert len(warned) == (1 if no_limits else 0), server.log
+
+
+# --- one server per data directory; start-up failures in one line --------------------------
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
+
+
+def serve_once(data_dir: Path, *options: str, as_nobody: bool = False) -> tuple[int, list[str]]:
+    """Run ``serve`` that must fail at start-up: its exit code and its lines that are not
+    progress log lines (what the operator is told)."""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_nobody else []
+    command = [sys.executable, "-m", "morelia_trio", "serve", "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*nobody, *command, *options],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    told = [line for line in done.stderr.splitlines() if not LOG_LINE.match(line)]
+    return done.returncode, told
+
+
+def test_a_second_server_on_a_directory_in_use_exits_at_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = ServerProcess(data_dir)
+    try:
+        token = run(register_and_send, first.url)
+        code, told = serve_once(data_dir, "--port", "0")
+        assert code == 1
+        assert told == [
+            f"morelia-trio: cannot start: {data_dir} is in use by process {first.process.pid}"
+            " (another server holds lock)"
+        ]
+        info = subprocess.run(  # reading a directory in use is fine
+            [sys.executable, "-m", "morelia_trio", "data", "info", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert info.returncode == 0 and "users:            1" in info.stdout, info
+        assert first.stop(signal.SIGTERM) == 0, first.log
+    finally:
+        first.process.kill()
+
+    second = ServerProcess(data_dir)  # the lock ended with its holder
+    try:
+        assert run(login_and_read, second.url, token) == ["survives a restart"]
+        second.process.kill()  # a crash leaves no stale lock either
+        second.process.communicate(timeout=20)
+    finally:
+        second.process.kill()
+    third = ServerProcess(data_dir)
+    try:
+        assert run(login_and_read, third.url, token) == ["survives a restart"]
+        assert third.stop(signal.SIGTERM) == 0
+    finally:
+        third.process.kill()
+
+
+def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, told = serve_once(tmp_path / "data", "--port", str(port))
+    assert code == 1
+    assert told == [f"morelia-trio: cannot serve: 127.0.0.1 port {port}: Address already in use"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "cause"), [(0o555, "lock"), (0o333, "")], ids=["not writable", "not readable"]
+)
+def test_a_data_directory_the_server_may_not_use_is_one_line(
+    tmp_path: Path, mode: int, cause: str
+) -> None:
+    """Not writable (the lock cannot be made) or not readable (the journal files cannot be
+    listed): said in one line, never an empty start over a journal it could not see."""
+    root = os.geteuid() == 0  # root may do anything: run the server as nobody instead
+    if root and shutil.which("setpriv") is None:
+        pytest.skip("running as root, without setpriv to run the server as nobody")
+    place = Path(tempfile.mkdtemp()) if root else tmp_path
+    try:
+        place.chmod(0o755)
+        data_dir = place / "data"
+        data_dir.mkdir()
+        data_dir.chmod(mode)
+        code, told = serve_once(data_dir, "--port", "0", as_nobody=root)
+    finally:
+        (place / "data").chmod(0o755)
+        if root:
+            shutil.rmtree(place)
+    assert code == 1
+    where = data_dir / cause if cause else data_dir
+    assert told == [f"morelia-trio: cannot serve: {where}: Permission denied"]
+
+
+def test_damaged_data_is_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "snapshot.msgpack").write_bytes(b"not a snapshot at all")
+    code, told = serve_once(data_dir, "--port", "0")
+    assert code == 1
+    assert told == [
+        f"morelia-trio: cannot start: {data_dir / 'snapshot.msgpack'}: not a morelia-trio "
+        "snapshot (unknown format) at byte offset 0"
+    ]

@@ -26,6 +26,7 @@ from morelia_trio.journal import (
     DataDamaged,
     Scan,
     decode_event,
+    encode_end,
     encode_record,
     journal_files,
     journal_name,
@@ -426,8 +427,21 @@ def test_recover_replays_a_journal_alone(tmp_path: Path) -> None:
     assert report.journal_records == report.replayed == len(EVENTS)
 
 
+def as_written_before_end_markers(path: Path) -> None:
+    """Rewrite a snapshot file as servers wrote it before they made the journal reach it."""
+    data = path.read_bytes()
+    root = msgspec.msgpack.decode(data[len(snapshots.MAGIC) + snapshots.HEADER.size :])
+    del root["journal_reaches_seq"]
+    payload = msgspec.msgpack.encode(root)
+    path.write_bytes(
+        snapshots.MAGIC + snapshots.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    )
+
+
 def test_recover_a_snapshot_alone(tmp_path: Path) -> None:
-    write_snapshot(tmp_path, len(EVENTS))
+    # A snapshot alone is what older servers could leave; one written since says that the
+    # journal reached it, so the journal file that followed it is missing (see below).
+    as_written_before_end_markers(write_snapshot(tmp_path, len(EVENTS)))
     state, report = recover(tmp_path)
     assert summary(state) == summary(live_state(len(EVENTS)))
     assert report.snapshot_seq == len(EVENTS) and report.snapshot_time == T0 + 1000
@@ -620,3 +634,97 @@ def test_journal_files_are_listed_oldest_first(tmp_path: Path) -> None:
         (tmp_path / journal_name(first)).touch()
     (tmp_path / "journal-x.log").touch()
     assert [first for first, _ in journal_files(tmp_path)] == [1, 9, 100, 10_000_000]
+
+
+# --- a missing file: end-of-file markers and the snapshot's promise ---------------------------
+
+
+def write_marked_journal(directory: Path, first_seq: int, last_seq: int, follows: int) -> Path:
+    """A file the journal moved on from: its records, then the end-of-file marker."""
+    path = write_journal(directory, first_seq, last_seq)
+    path.write_bytes(path.read_bytes() + encode_end(follows))
+    return path
+
+
+def test_files_with_end_markers_replay_like_any_other(tmp_path: Path) -> None:
+    write_marked_journal(tmp_path, 1, 6, 7)
+    write_marked_journal(tmp_path, 7, 12, 13)
+    write_journal(tmp_path, 13, len(EVENTS))
+    state, report = recover(tmp_path)
+    assert summary(state) == summary(live_state(len(EVENTS)))
+    assert report.torn == [] and report.journal_records == len(EVENTS)
+
+
+def test_a_newest_file_with_an_end_marker_means_the_next_is_missing(tmp_path: Path) -> None:
+    write_snapshot(tmp_path, 6)
+    write_marked_journal(tmp_path, 1, 6, 7)
+    write_marked_journal(tmp_path, 7, 12, 13)  # journal-13 (records 13 to 20) was deleted
+    with pytest.raises(DataDamaged) as info:
+        recover(tmp_path)
+    assert info.value.path == tmp_path / journal_name(13) and info.value.offset is None
+    assert str(info.value) == (
+        f"{tmp_path / journal_name(13)}: missing: {journal_name(7)} ends saying this file "
+        "follows it"
+    )
+
+
+def test_a_snapshot_whose_journal_file_is_missing_is_damage(tmp_path: Path) -> None:
+    write_snapshot(tmp_path, 12)
+    write_journal(tmp_path, 1, 9)  # journal-13 (and what 10 to 12 were in) were deleted
+    with pytest.raises(DataDamaged) as info:
+        recover(tmp_path)
+    assert info.value.path == tmp_path / journal_name(13) and info.value.offset is None
+    assert "the snapshot ends at record 12, the journal at 9" in str(info.value)
+    (tmp_path / journal_name(1)).unlink()
+    with pytest.raises(DataDamaged, match="there is no journal file"):
+        recover(tmp_path)
+
+
+def test_an_older_snapshot_need_not_be_reached_by_the_journal(tmp_path: Path) -> None:
+    """Before the promise, a stop could snapshot changes the journal had not written yet."""
+    as_written_before_end_markers(write_snapshot(tmp_path, 12))
+    write_journal(tmp_path, 1, 9)
+    state, report = recover(tmp_path)
+    assert summary(state) == summary(live_state(12)) and report.replayed == 0
+    # and a later run goes on in a new file, the gap between them covered by the snapshot
+    write_marked_journal(tmp_path, 1, 9, 13)
+    write_journal(tmp_path, 13, len(EVENTS))
+    state, _ = recover(tmp_path)
+    assert summary(state) == summary(live_state(len(EVENTS)))
+
+
+def test_a_gap_the_snapshot_does_not_cover_is_damage_even_across_empty_files(
+    tmp_path: Path,
+) -> None:
+    write_snapshot(tmp_path, 6)
+    write_journal(tmp_path, 1, 6)
+    (tmp_path / journal_name(9)).write_bytes(b"")  # 7 and 8 are nowhere
+    with pytest.raises(DataDamaged, match="records 7 to 8 are missing") as info:
+        recover(tmp_path)
+    assert info.value.path == tmp_path / journal_name(9) and info.value.offset == 0
+
+
+def test_bytes_after_an_end_marker_are_damage(tmp_path: Path) -> None:
+    path = write_marked_journal(tmp_path, 1, 6, 7)
+    end = path.stat().st_size
+    path.write_bytes(path.read_bytes() + encode_record(7, PAYLOADS[6]))
+    write_journal(tmp_path, 7, 9)
+    with pytest.raises(DataDamaged, match="after the end-of-file marker") as info:
+        recover(tmp_path)
+    assert info.value.path == path and info.value.offset == end
+
+
+@pytest.mark.parametrize("repair", [True, False])
+def test_a_torn_end_marker_on_an_older_file_is_a_torn_tail(tmp_path: Path, repair: bool) -> None:
+    """A power loss while the marker was written: the records before it are whole."""
+    older_data, _ = journal_bytes(records(1, 9))
+    older = tmp_path / journal_name(1)
+    write_journal(tmp_path, 10, len(EVENTS))
+    marker = encode_end(10)
+    for cut in range(1, len(marker)):
+        for tail in (marker[:cut], bytes(cut), marker[:cut] + bytes(len(marker) - cut)):
+            older.write_bytes(older_data + tail)
+            state, report = recover(tmp_path, repair=repair)
+            assert summary(state) == summary(live_state(len(EVENTS)))
+            assert len(report.torn) == 1 and report.torn[0].startswith(f"{older.name} at offset")
+            assert older.read_bytes() == (older_data if repair else older_data + tail)

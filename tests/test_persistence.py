@@ -6,12 +6,13 @@ writes were acknowledged: the files then hold exactly what a kill -9 at that mom
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.journal import (
     DataDamaged,
     Journal,
+    encode_end,
     encode_record,
     journal_files,
     journal_name,
     scan,
 )
+from morelia_trio.lock import DirectoryInUse
 from morelia_trio.models import Message, MessageSent
 from morelia_trio.recovery import recover
 from morelia_trio.server import write_snapshot
@@ -457,6 +460,108 @@ async def test_damage_inside_the_journal_stops_start_up(
     assert "record 3" in str(exc) and str(journal) in str(exc)
 
 
+async def test_a_snapshot_is_answered_only_once_its_journal_file_is_on_disk(
+    morelia_config: Config,
+) -> None:
+    """The capture a snapshot is written from comes back only after the journal has moved
+    on to journal-<seq+1>.log and marked the file it left, so a snapshot on disk is always
+    followed by its journal file, whenever a crash comes."""
+    directory = morelia_config.data_dir
+    with trio.fail_after(20):
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.register("ann", "ann-pw")
+            capture = await server.store.capture()
+            follows = directory / journal_name(capture.seq + 1)
+            assert follows.exists()
+            left = directory / journal_name(1)
+            assert left.read_bytes().endswith(encode_end(capture.seq + 1))
+            assert scan(left.read_bytes(), left).follows == capture.seq + 1
+
+
+async def run_and_crash(config: Config, people: People, crashed: Path, text: str) -> Config:
+    """Serve ``config``, send a message, and leave what a kill -9 then leaves in ``crashed``."""
+    async with running(config) as server:
+        async with session(server.url, people.ids["ann"], people.tokens["ann"][0]) as ann:
+            await ann.send(people.general, text)
+        await copy_directory(config.data_dir, crashed)
+    return in_copy(config, crashed)
+
+
+@pytest.mark.parametrize("lost", ["after the snapshot", "newest, after a restart", "middle"])
+async def test_a_missing_journal_file_stops_start_up(
+    morelia_config: Config, tmp_path: Path, lost: str
+) -> None:
+    """A deleted journal file used to lose what it held without a word."""
+    config = morelia_config
+    with trio.fail_after(30):
+        async with running(config) as server:
+            people = await populate(server.url)
+            if lost == "after the snapshot":  # a periodic snapshot, then more changes
+                await write_snapshot(await server.store.capture(), config.data_dir)
+            if lost == "middle":  # a crash: no final snapshot
+                await copy_directory(config.data_dir, tmp_path / "first")
+                config = in_copy(config, tmp_path / "first")
+        if lost == "middle":  # each start after a stop or a crash starts a file
+            config = await run_and_crash(config, people, tmp_path / "second", "second run")
+        config = await run_and_crash(config, people, tmp_path / "crashed", "last run")
+        files = [path for _, path in journal_files(config.data_dir)]
+        assert len(files) == {"after the snapshot": 1, "newest, after a restart": 2}.get(lost, 3)
+        victim = files[1] if lost == "middle" else files[-1]
+        assert scan(victim.read_bytes(), victim).records, "the lost file held records"
+        victim.unlink()
+        exc = await start_fails(config)
+        code, info, _ = await data_info(config.data_dir)
+    assert code == 1 and info["damage"] == str(exc)
+    if lost == "middle":
+        assert exc.path == files[2] and exc.offset == 0
+        assert exc.reason == "record 18 is missing: no journal file holds it"
+    else:
+        assert exc.path == victim and exc.offset is None
+        assert exc.reason.startswith("missing: ")
+
+
+async def test_a_stop_under_load_leaves_a_journal_that_reaches_the_final_snapshot(
+    morelia_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes applied but not yet written when the server stops are written before the
+    final snapshot, which says the journal reaches it."""
+    real_write = Journal._write
+
+    def slow_write(journal: Journal, items: list[Any], sync: bool) -> None:
+        time.sleep(0.05)
+        real_write(journal, items, sync)
+
+    monkeypatch.setattr(Journal, "_write", slow_write)
+    with trio.fail_after(20):
+        async with running(morelia_config) as server:
+            async with open_client(server.url) as ann:
+                await ann.register("ann", "ann-pw")
+                general = (await ann.flows())[0]["uuid"]
+            async with AsyncExitStack() as stack:
+                clients = [
+                    await stack.enter_async_context(session(server.url, ann.user_id or "", token))
+                    for token in [ann.token or ""] * 8
+                ]
+                async with trio.open_nursery() as nursery:
+                    for client in clients[:4]:
+                        nursery.start_soon(client.send, general, "being written at the stop")
+                    await trio.sleep(0.02)  # they are being written, slowly
+                    written = server.store.journal.appended
+                    for client in clients[4:]:
+                        nursery.start_soon(client.send, general, "waiting at the stop")
+                    await trio.sleep(0.01)  # applied, waiting for the first write to end
+                    appended = server.store.journal.appended
+                    nursery.cancel_scope.cancel()
+        monkeypatch.undo()
+        snapshot = snapshots.read(morelia_config.data_dir / SNAPSHOT)
+        assert appended > written > 2, "no change was waiting for the disk at the stop"
+        assert snapshot is not None and snapshot.seq == appended
+        state, _ = recover(morelia_config.data_dir)  # the journal reaches the snapshot
+        assert state.seq == snapshot.seq
+        async with running(morelia_config):
+            pass
+
+
 # --- (d) morelia-trio data info ---------------------------------------------------------------
 
 
@@ -535,3 +640,26 @@ async def test_data_info_counts_and_reports_damage(morelia_config: Config, tmp_p
 
         code, info, err = await data_info(tmp_path / "nothing here")
         assert code == 1 and info == {} and "not a directory" in err
+
+
+# --- (e) one server per data directory ----------------------------------------------------------
+
+
+async def test_a_second_server_on_the_same_directory_is_refused(morelia_config: Config) -> None:
+    with trio.fail_after(20):
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.register("ann", "ann-pw")
+            refused: list[BaseException] = []
+            try:
+                async with running(morelia_config):
+                    raise AssertionError("a second server started on a directory in use")
+            except* DirectoryInUse as group:
+                refused += leaves(group)
+            assert len(refused) == 1 and isinstance(refused[0], DirectoryInUse)
+            assert str(morelia_config.data_dir) in str(refused[0])
+            assert refused[0].holder == os.getpid()
+            await ann.send((await ann.flows())[0]["uuid"], "still served")
+        # stopped: the same process may serve the directory again
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.login("ann", "ann-pw")
+            assert [m["text"] for m in await ann.messages()] == ["still served"]
