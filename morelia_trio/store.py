@@ -110,7 +110,8 @@ async def run_store(
     *,
     task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Own ``state`` until cancelled. Awaits nothing but its channel: each job is atomic."""
+    """Own ``state`` until cancelled. Each job is atomic: the owner awaits nothing but its
+    channel, save after a full disk (a rebuild, a probe's write), when the others wait."""
     send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
     store = Store(send, journal)
     task_status.started(store)
