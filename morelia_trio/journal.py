@@ -15,11 +15,18 @@ name is on disk (and the records before it are synced), so no crash can leave a 
 naming a file that never existed; files written before markers existed simply have none.
 At a snapshot's capture the journal moves on to ``journal-<seq+1>.log`` and the capture is
 answered only after that, so a snapshot on disk is always followed by its journal file.
+
+A full disk (ENOSPC, or EDQUOT: a quota spent) degrades the journal, it does not stop it: the
+bytes of a batch that did not fit are cut off the file, so it ends with a whole record; the
+callers of those records hear 503; changes are refused until one, let through as a probe at
+most once a second, is stored. Any other failure (EIO, a failed fsync: after one the page
+cache can no longer be trusted) stops the server.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
 import struct
@@ -44,11 +51,14 @@ _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
 
 
+NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT})  # a write may succeed once room is made
+PROBE_INTERVAL: Final = 1.0  # seconds between changes let through to try a degraded journal
+
 Answer: TypeAlias = Callable[[outcome.Outcome[Any]], None]
 
 
-def _not_stored() -> ServiceUnavailable:
-    return ServiceUnavailable("The server could not store this change.")
+def refused() -> ServiceUnavailable:
+    return ServiceUnavailable("The server cannot store changes right now.")
 
 
 class DataDamaged(Exception):
@@ -67,6 +77,16 @@ class DataDamaged(Exception):
 
 class StorageFailed(Exception):
     """Writing or syncing the journal failed: the server must stop acknowledging."""
+
+
+class _OutOfRoom(Exception):
+    """A write found the disk full; the journal was cut back to end with record ``kept``."""
+
+    def __init__(self, error: OSError, path: Path, kept: int) -> None:
+        super().__init__(f"{path}: {error.strerror or error}")
+        self.error = error
+        self.path = path
+        self.kept = kept  # every record up to this one is in the file (and synced)
 
 
 def encode_record(seq: int, payload: bytes) -> bytes:
@@ -162,6 +182,11 @@ class Journal:
 
     The state owner calls ``append`` (sync, never blocks); the writer task ``run`` does the
     disk work in a worker thread; callers ``wait_durable`` before they acknowledge anything.
+
+    While ``degraded`` (the disk is full) ``append`` refuses every change but the probe the
+    owner takes with ``take_probe``; a record that cannot be written rolls ``appended`` back
+    to ``durable``, and the owner rebuilds its state from the files when its ``seq`` is then
+    ahead of ``appended``.
     """
 
     def __init__(
@@ -176,7 +201,12 @@ class Journal:
         self.batch_interval = batch_interval
         self.appended = next_seq - 1  # the last sequence number handed out
         self.durable = next_seq - 1  # the last one on disk, as the mode promises
-        self.failure: OSError | None = None
+        self.failure: OSError | None = None  # fatal: the server stops
+        self.degraded: OSError | None = None  # the disk is full: changes wait for room
+        # Held by whoever reads the data directory whole or deletes files from it, so a
+        # rebuild never reads a file list that a snapshot's clean-up is pruning.
+        self.files_lock = trio.Lock()
+        self._next_probe = float("-inf")
         self._pending: list[bytes | _Rotate] = [_Rotate(next_seq)]
         self._has_work = trio.Event()
         self._waiting: collections.deque[tuple[int, Answer, outcome.Outcome[Any]]] = (
@@ -185,28 +215,59 @@ class Journal:
         self._rotated: list[tuple[Answer, outcome.Outcome[Any]]] = []  # answered once moved on
         self._fd: int | None = None
         self._first_seq = 0  # of the open file
+        self._path = directory / journal_name(next_seq)  # the file being appended to
+        self._size = 0  # bytes of whole records in it
         self._unsynced = False  # batch mode: written but not yet synced
         self._last_sync = float("-inf")
         self.batches = 0  # statistics: how many writes (and fsyncs) served the records
 
     # --- the owner's side: sync, never blocks ---
 
-    def append(self, event: AnyEvent) -> int:
-        """Queue one event for the disk and return its sequence number."""
-        if self.failure is not None:
-            raise ServiceUnavailable("The server cannot store changes right now.")
+    def append(self, event: AnyEvent, *, probe: bool = False) -> int:
+        """Queue one event for the disk and return its sequence number.
+
+        Raises:
+            ServiceUnavailable: the journal failed, or is degraded and this is no ``probe``.
+        """
+        if self.failure is not None or (self.degraded is not None and not probe):
+            raise refused()
         payload = _encoder.encode(event)  # first: an event it cannot encode leaves no gap
         self.appended += 1
         self._pending.append(encode_record(self.appended, payload))
         self._has_work.set()
         return self.appended
 
+    def take_probe(self) -> bool:
+        """While degraded: may one change try the disk now? (At most one a second.)"""
+        if self.degraded is None or self.failure is not None:
+            return False
+        now = trio.current_time()
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + PROBE_INTERVAL
+        return True
+
+    async def stored(self, seq: int) -> bool:
+        """Wait until record ``seq`` is written (whatever the mode); False if it was not."""
+        if seq <= self.durable:
+            return True
+        done = trio.Event()
+        heard: list[bool] = []
+
+        def hear(result: outcome.Outcome[Any]) -> None:
+            heard.append(isinstance(result, outcome.Value))
+            done.set()
+
+        self._waiting.append((seq, hear, outcome.Value(None)))
+        await done.wait()
+        return heard[0]
+
     def rotate(self, answer: Answer, result: outcome.Outcome[Any]) -> None:
         """Start a new file with the next record (a snapshot covers everything before it);
         give ``result`` to ``answer`` once the new file is on disk and everything before it
         synced, so a snapshot written after that is always followed by its journal file."""
-        if self.failure is not None:
-            answer(outcome.Error(_not_stored()))
+        if self.failure is not None or self.degraded is not None:
+            answer(outcome.Error(refused()))
             return
         self._pending.append(_Rotate(self.appended + 1))
         self._rotated.append((answer, result))
@@ -222,14 +283,14 @@ class Journal:
         if self.mode == "off" or seq <= self.durable:
             answer(result)
         elif self.failure is not None:
-            answer(outcome.Error(_not_stored()))
+            answer(outcome.Error(refused()))
         else:
             self._waiting.append((seq, answer, result))
 
     # --- the writer task ---
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Write queued records until cancelled; raise StorageFailed on any disk error."""
+        """Write queued records until cancelled; raise StorageFailed on a fatal disk error."""
         task_status.started()
         try:
             while True:
@@ -254,6 +315,11 @@ class Journal:
                     self._fd = None
 
     async def _finish(self) -> None:
+        """Write and sync what is still queued (the server is stopping).
+
+        Raises:
+            StorageFailed: a write failed other than for room, or a sync failed.
+        """
         items, self._pending = self._pending, []
         if not any(isinstance(item, bytes) for item in items):
             items = []  # no change since the start: no new file either
@@ -261,15 +327,22 @@ class Journal:
             return
         try:
             await trio.to_thread.run_sync(self._write, items, True)
+        except _OutOfRoom as full:  # what did not fit was never acknowledged
+            self._degrade(full, trio.current_time())
+            return
         except OSError as exc:
             self.failure = exc
             raise StorageFailed(
-                f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
+                f"the journal {self._path} could not be written: {exc.strerror or exc}"
             ) from exc
         self.durable = self.appended
 
     async def flush(self) -> None:
-        """Write (and, as the mode says, sync) everything queued so far."""
+        """Write (and, as the mode says, sync) everything queued so far.
+
+        Raises:
+            StorageFailed: a write failed other than for room, or a sync failed.
+        """
         items, self._pending = self._pending, []
         rotated, self._rotated = self._rotated, []
         self._has_work = trio.Event()
@@ -277,7 +350,7 @@ class Journal:
         sync = self.mode == "always" or (
             self.mode == "batch" and now >= self._last_sync + self.batch_interval
         )
-        last = self.appended
+        first, last = self.durable + 1, self.appended
         try:
             if self.mode == "off" and not any(isinstance(item, _Rotate) for item in items):
                 # Into the page cache, on the trio thread: a thread hop per batch cost more
@@ -285,15 +358,18 @@ class Journal:
                 self._write(items, sync=False)
             else:
                 await trio.to_thread.run_sync(self._write, items, sync)
+        except _OutOfRoom as full:
+            self._degrade(full, now)
+            for answer, _ in rotated:  # no snapshot this time: its journal may not follow it
+                answer(outcome.Error(refused()))
+            return
         except OSError as exc:
             self.failure = exc
-            while self._waiting:
-                _, answer, _ = self._waiting.popleft()
-                answer(outcome.Error(_not_stored()))
+            self._settle(self.durable)
             for answer, _ in rotated:
-                answer(outcome.Error(_not_stored()))
+                answer(outcome.Error(refused()))
             raise StorageFailed(
-                f"the journal in {self.directory} could not be written: {exc.strerror or exc}"
+                f"the journal {self._path} could not be written: {exc.strerror or exc}"
             ) from exc
         if sync:
             self._last_sync = now
@@ -302,25 +378,82 @@ class Journal:
             self._unsynced = self.mode == "batch"
         self.batches += 1
         self.durable = last
+        if self.degraded is not None and last >= first:
+            self.degraded = None
+            log.warning("Journal %s has room again: changes are accepted", self._path)
+        self._settle(last)
+        for answer, result in rotated:
+            answer(result)
+
+    def _degrade(self, full: _OutOfRoom, now: float) -> None:
+        """After a write found no room: forget every record after ``full.kept``."""
+        if self.degraded is None:
+            log.error(
+                "Journal %s: %s; changes are refused until it can be written again",
+                full.path,
+                full.error.strerror or full.error,
+            )
+        self.degraded = full.error
+        self._next_probe = now + PROBE_INTERVAL
+        self.durable = self.appended = full.kept
+        # Records queued meanwhile follow the lost ones; a rotation queued meanwhile would
+        # name its file after a number that is handed out again. The first file must exist.
+        self._pending = [] if self._fd is not None else [_Rotate(full.kept + 1)]
+        self._has_work = trio.Event()
+        self._unsynced = False  # cutting the file synced it (or the failed rotation did)
+        self._last_sync = now
+        self._settle(full.kept)
+
+    def _settle(self, last: int) -> None:
+        """Answer every caller whose record is at most ``last``; refuse those never written."""
         waiting = self._waiting
         while waiting and waiting[0][0] <= last:
             _, answer, result = waiting.popleft()
             answer(result)
-        for answer, result in rotated:
-            answer(result)
+        # Those left wait for records still queued, unless the records are gone for good.
+        if waiting and (self.failure is not None or waiting[0][0] > self.appended):
+            while waiting:
+                _, answer, _ = waiting.popleft()
+                answer(outcome.Error(refused()))
 
     def _write(self, items: list[bytes | _Rotate], sync: bool) -> None:
+        """Write ``items`` (the records after ``durable``), then sync if asked.
+
+        Raises:
+            _OutOfRoom: no room; the file was cut back to its last whole record and synced.
+            OSError: anything else.
+        """
+        first = self.durable + 1  # the first record of the chunk being gathered
         chunk: list[bytes] = []
         for item in items:
             if isinstance(item, _Rotate):
-                self._write_all(b"".join(chunk))
+                self._append_chunk(chunk, first)
                 chunk = []
                 self._open(item.first_seq)
+                first = item.first_seq
             else:
                 chunk.append(item)
-        self._write_all(b"".join(chunk))
+        self._append_chunk(chunk, first)
         if sync and self._fd is not None:
             os.fsync(self._fd)
+
+    def _append_chunk(self, chunk: list[bytes], first: int) -> None:
+        if not chunk:
+            return
+        data = b"".join(chunk)
+        try:
+            self._write_all(data)
+        except OSError as exc:
+            if exc.errno not in NO_ROOM:
+                raise
+            # Whatever part of the chunk got in goes again, so the file ends with a whole
+            # record; synced, or a power loss could bring back records their callers were
+            # told are not stored.
+            assert self._fd is not None
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+            raise _OutOfRoom(exc, self._path, first - 1) from exc
+        self._size += len(data)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -340,15 +473,32 @@ class Journal:
             if left is not None:
                 os.fsync(left)  # its records first: the new file must not outlive them
             path = self.directory / journal_name(first_seq)
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                if exc.errno not in NO_ROOM:
+                    raise
+                # The file left behind goes on; reopened (and marked) when room is made.
+                raise _OutOfRoom(exc, path, first_seq - 1) from exc
+            self._fd, self._path, self._size = fd, path, os.fstat(fd).st_size
             self._first_seq = first_seq
             fsync_directory(self.directory)  # the new name itself must survive a crash
             if left is not None:  # only now: a marker must never name a file not on disk
-                os.write(left, encode_end(first_seq))
-                os.fsync(left)
+                self._mark_end(left, first_seq)
         finally:
             if left is not None:
                 os.close(left)
+
+    def _mark_end(self, left: int, next_seq: int) -> None:
+        try:
+            os.write(left, encode_end(next_seq))
+            os.fsync(left)
+        except OSError as exc:
+            # Without room the file simply goes unmarked, as files written before markers
+            # existed are (a part of a marker reads as a torn tail): only the check that
+            # its successor is there is lost.
+            if exc.errno not in NO_ROOM:
+                raise
 
     def _open_newest_before(self, first_seq: int) -> int | None:
         """At start-up: the newest file a previous run wrote, if the journal moves on from it."""

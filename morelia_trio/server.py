@@ -16,6 +16,7 @@ from . import core, snapshots
 from .auth import Passwords
 from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
+from .errors import ServiceUnavailable
 from .guard import Guard
 from .handlers import Context
 from .journal import Journal
@@ -49,7 +50,8 @@ async def serve(
 
     Raises:
         DataDamaged: the data directory holds damage that recovery must not guess about.
-        StorageFailed: the journal could not be written (the server stopped acknowledging).
+        StorageFailed: the journal could not be written or synced for a reason other than
+            a full disk (the server stopped acknowledging).
         DirectoryInUse: another server, in this process or another, holds the data directory.
         OSError: the data directory cannot be used, or the address is taken.
     """
@@ -126,10 +128,18 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
     finally:
         # Every task has exited, so nobody else touches `state`. After a crash or a disk
         # failure the journal already holds everything acknowledged: leave the files be.
-        if orderly and journal.failure is None:
+        # So too if the state holds records the journal could not write (a full disk) and
+        # the owner had no turn to rebuild it since: the next start replays the journal.
+        if orderly and journal.failure is None and state.seq != journal.appended:
+            log.warning("No final snapshot: the journal could not store the last changes")
+        elif orderly and journal.failure is None:
             with trio.CancelScope(shield=True):
-                await write_snapshot(core.capture(state), directory)
-            log.info("Final snapshot written at record %d", state.seq)
+                try:
+                    await write_snapshot(core.capture(state), directory)
+                except OSError as exc:  # a full disk: the journal still holds every change
+                    log.error("Final snapshot at record %d failed: %s", state.seq, exc)
+                else:
+                    log.info("Final snapshot written at record %d", state.seq)
 
 
 def _is_shutdown(exc: BaseException) -> bool:
@@ -158,12 +168,16 @@ async def snapshot_forever(store: Store, directory: Path, interval: float) -> No
         await trio.sleep(interval)
         if store.journal.appended == last:
             continue
-        capture = await store.capture()
         try:
-            await write_snapshot(capture, directory)
+            capture = await store.capture()
+        except ServiceUnavailable:  # held behind records a full disk refused: try later
+            continue
+        try:
+            async with store.journal.files_lock:
+                await write_snapshot(capture, directory)
         except OSError as exc:
             # The journal still holds every change: a failed snapshot loses nothing, so keep
-            # serving (if the disk is full, the journal will soon stop the server anyway).
+            # serving (a full disk also degrades the journal: changes wait for room).
             log.error("Snapshot at record %d failed: %s", capture.seq, exc)
             continue
         last = capture.seq

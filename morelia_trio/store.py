@@ -8,11 +8,19 @@ ever reveals or acknowledges a change that a crash could still take back.
 This is the hot path of every request, so it is built from trio's lowest-level parts: a
 caller parks once and is woken once, with its answer, when that answer is durable; the owner
 takes every job waiting in the channel each time it wakes.
+
+A full disk: the owner applies an event as soon as it is appended, so when the journal cuts
+records it could not write, the state holds changes the disk does not. Before its next job
+the owner rebuilds the state from the data directory, as a restart would: correct for every
+field the state has or will have, with no undo per event. While the journal is degraded, a
+change let through as a probe is stored first and applied only once it is on disk.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -21,8 +29,11 @@ import trio
 
 from . import core
 from .errors import MoreliaError
-from .journal import Journal
-from .models import Event
+from .journal import Journal, StorageFailed, refused
+from .models import AnyEvent, Event
+from .recovery import recover
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -99,7 +110,8 @@ async def run_store(
     *,
     task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Own ``state`` until cancelled. Awaits nothing but its channel: each job is atomic."""
+    """Own ``state`` until cancelled. Each job is atomic: the owner awaits nothing but its
+    channel, save after a full disk (a rebuild, a probe's write), when the others wait."""
     send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
     store = Store(send, journal)
     task_status.started(store)
@@ -107,31 +119,38 @@ async def run_store(
         while True:
             job = await receive.receive()
             while True:  # everything that queued up while the owner slept, in one turn
-                _carry_out(job, state, journal, store)
+                if state.seq != journal.appended:  # the journal lost records: see the top
+                    await _rebuild(state, journal)
+                probe = _carry_out(job, state, journal, store)
+                if probe is not None:
+                    await _store_then_apply(job, probe, state, journal, store)
                 try:
                     job = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
 
 
-def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store) -> None:
+def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store) -> AnyEvent | None:
+    """Carry out one job; return its event instead if it is a probe of a degraded journal."""
     try:
         result = job.fn(state, *job.args)
     except MoreliaError as exc:  # the client's problem: nothing was changed
         # (an error may reveal a change too, such as a login just taken)
         journal.deliver(job.answer, outcome.Error(exc), journal.appended)
-        return
+        return None
     except Exception as exc:  # a bug in deciding: nothing was changed, so serve on (a 500)
         job.answer(outcome.Error(exc))
-        return
+        return None
     if isinstance(result, Event):
+        if journal.take_probe():
+            return result  # type: ignore[return-value]  # an AnyEvent
         try:
             seq = journal.append(result)  # type: ignore[arg-type]  # an AnyEvent
-        # The journal has failed (a MoreliaError, the client hears 503), or a bug made an
-        # event it cannot encode (a 500): either way nothing was changed, so serve on.
+        # The journal refuses changes (a MoreliaError, the client hears 503), or a bug made
+        # an event it cannot encode (a 500): either way nothing was changed, so serve on.
         except Exception as exc:
             job.answer(outcome.Error(exc))
-            return
+            return None
         core.apply(state, result)  # type: ignore[arg-type]
         state.seq = seq
         store.commands += 1
@@ -141,3 +160,40 @@ def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store)
         journal.rotate(job.answer, outcome.Value(result))
     else:
         journal.deliver(job.answer, outcome.Value(result), journal.appended)
+    return None
+
+
+async def _store_then_apply(
+    job: Job[Any], event: AnyEvent, state: core.State, journal: Journal, store: Store
+) -> None:
+    """Try a degraded journal with one change: applied only once it is stored, so a disk
+    still full leaves nothing to undo. Every other job waits meanwhile."""
+    try:
+        seq = journal.append(event, probe=True)
+    except Exception as exc:  # as in _carry_out
+        job.answer(outcome.Error(exc))
+        return
+    if not await journal.stored(seq):
+        job.answer(outcome.Error(refused()))
+        return
+    core.apply(state, event)
+    state.seq = seq
+    store.commands += 1
+    job.answer(outcome.Value(event))
+
+
+async def _rebuild(state: core.State, journal: Journal) -> None:
+    """Make ``state`` what the journal's files hold, in place (the server holds it too)."""
+    directory = journal.directory
+    try:
+        async with journal.files_lock:
+            fresh, _ = await trio.to_thread.run_sync(partial(recover, directory, repair=False))
+    except Exception as exc:
+        raise StorageFailed(f"the state could not be rebuilt from {directory}: {exc}") from exc
+    if fresh.seq != journal.appended:
+        raise StorageFailed(
+            f"the journal in {directory} ends at record {fresh.seq}, not {journal.appended}"
+        )
+    vars(state).clear()
+    vars(state).update(vars(fresh))
+    log.debug("State rebuilt from %s at record %d", directory, fresh.seq)

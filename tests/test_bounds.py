@@ -7,7 +7,7 @@ renderer for any text at all.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -71,7 +71,7 @@ def start(deadline: None, nursery: trio.Nursery, morelia_config: Config) -> Star
 
 
 @pytest.fixture
-async def big_client() -> AsyncIterator[Callable[[Running], Any]]:
+def big_client() -> Callable[[Running], Any]:
     """Clients that accept replies far above the server's cap, to see what it really sends."""
     return lambda running: open_client(running.url, max_message_size=256 * MIB)
 
@@ -167,7 +167,10 @@ async def test_a_page_holds_one_item_even_when_it_alone_is_above_the_cap(
         await client.send(general, "big", file_document="d" * (100 * KIB))
         await client.send(general, "small")
         for dialect_time in (0, 0.0):  # list dialect (int time) and document (float)
-            frame = {"type": "all_messages", "data": {"time": dialect_time, "flow": None}}
+            frame: dict[str, Any] = {
+                "type": "all_messages",
+                "data": {"time": dialect_time, "flow": None},
+            }
             if isinstance(dialect_time, int):
                 frame["data"]["user"] = [me(client)]
             else:
