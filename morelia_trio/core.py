@@ -130,13 +130,13 @@ class State:
     def visible_flow(self, flow_id: int, user_id: int) -> Flow:
         flow = self.flows.get(flow_id)
         if flow is None or not self.may_see(flow, user_id):
-            raise NotFound(f"There is no flow {flow_id}.")
+            raise NotFound("The field flow.id names no flow.")
         return flow
 
     def visible_message(self, message_id: int, user_id: int) -> Message:
         message = self.messages.get(message_id)
         if message is None or not self.may_see(self.flows[message.flow_id], user_id):
-            raise NotFound(f"There is no message {message_id}.")
+            raise NotFound("The field message.id names no message.")
         return message
 
     def visible_flow_ids(self, user_id: int) -> list[int]:
@@ -171,7 +171,7 @@ def register_user(
     now: float,
 ) -> UserRegistered:
     if login in state.logins:
-        raise Conflict(f"The login {login!r} is taken already.")
+        raise Conflict("The login in the field user.login is taken already.")
     if state.next_user_id > MAX_ID:
         raise Conflict("This server cannot hold more users.")
     time = state.now(now)
@@ -190,7 +190,7 @@ def find_login(state: State, login: str) -> tuple[int, str]:
     """Return (user id, password hash) for a login, so the caller can verify off the owner."""
     user_id = state.logins.get(login)
     if user_id is None:
-        raise NotFound(f"There is no user with the login {login!r}.")
+        raise NotFound("The field user.login names no user.")
     return user_id, state.users[user_id].password_hash
 
 
@@ -232,7 +232,7 @@ def add_flow(
             raise BadRequest("A chat has at most two members; create a group instead.")
     for user_id in users:
         if user_id not in state.users:
-            raise NotFound(f"There is no user {user_id}.")
+            raise NotFound("The field flow.users names a user that does not exist.")
     if state.next_flow_id > MAX_ID:
         raise Conflict("This server cannot hold more flows.")
     time = state.now(now)
@@ -258,7 +258,7 @@ def send_message(
     if new.reply_to is not None:
         quoted = state.messages.get(new.reply_to)
         if quoted is None or quoted.flow_id != flow_id:
-            raise NotFound(f"There is no message {new.reply_to} in this flow to reply to.")
+            raise NotFound("The field message.reply_to names no message in this flow.")
     if state.next_message_id > MAX_ID:
         raise Conflict("This server cannot hold more messages.")
     time = state.now(now)
@@ -283,7 +283,7 @@ def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int
     user_id = state.authenticate(creds)
     message = state.visible_message(message_id, user_id)
     if flow_id is not None and message.flow_id != flow_id:
-        raise NotFound(f"There is no message {message_id} in flow {flow_id}.")
+        raise NotFound("The field message.id names no message in the flow of flow.id.")
     if message.author_id != user_id:
         raise Forbidden("Only the author of a message may change or delete it.")
     return message
@@ -372,10 +372,10 @@ def user_info(state: State, creds: Credentials, others: list[int]) -> Listing:
     """The requester's own profile first, then every other named user's."""
     me = state.authenticate(creds)
     found = [state.users[me]]
-    for user_id in others:
+    for index, user_id in enumerate(others, start=1):
         user = state.users.get(user_id)
-        if user is None:
-            raise NotFound(f"There is no user {user_id}.")
+        if user is None:  # the index only: the id is a value the client sent
+            raise NotFound(f"The field user[{index}] names no user.")
         found.append(user)
     return Listing(users=found)
 

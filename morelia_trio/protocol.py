@@ -241,9 +241,7 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
     dialect = _dialect_of(data)
     parse = PARSERS.get(envelope.type)
     if parse is None:
-        raise FrameError(
-            BadRequest(f"Unknown request type {envelope.type!r}."), envelope.type, dialect
-        )
+        raise _unknown_type(envelope.type, dialect)
     try:
         _check_version(envelope.jsonapi)
         return Request(envelope.type, dialect, parse(data, limits))
@@ -252,6 +250,14 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
 
 
 _NO_DATA: Final = DataIn()
+# An unknown type is echoed as the reply's type (the contract's rule); one longer than any
+# type could be is not, so a client cannot make the server send or log its megabytes back.
+MAX_TYPE_CHARS: Final = 64
+
+
+def _unknown_type(kind: str, dialect: Dialect) -> FrameError:
+    error = BadRequest("The field type names no request this server knows.")
+    return FrameError(error, kind if len(kind) <= MAX_TYPE_CHARS else ERRORS_TYPE, dialect)
 
 
 def _too_deep() -> FrameError:
@@ -299,7 +305,7 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
     if not isinstance(kind, str):
         return FrameError(UnsupportedMediaType(plain_words(exc)), ERRORS_TYPE, dialect)
     if kind not in PARSERS:
-        return FrameError(BadRequest(f"Unknown request type {kind!r}."), kind, dialect)
+        return _unknown_type(kind, dialect)
     return FrameError(UnsupportedMediaType(plain_words(exc)), kind, dialect)
 
 
@@ -371,8 +377,7 @@ def _check_version(jsonapi: JsonApiIn | None) -> None:
     else:
         raise UnsupportedMediaType("The field jsonapi.version must be a version like 1.0.")
     if major != 1:
-        shown = str(version) if len(str(version)) <= 20 else "of the request"
-        raise VersionNotSupported(f"Protocol version {shown} is not supported; use 1.0.")
+        raise VersionNotSupported("The field jsonapi.version names a version other than 1.0.")
 
 
 # --- one parser per method -------------------------------------------------------------------
