@@ -66,7 +66,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     document: Attachment | None = None
     emoji: Attachment | None = None
     reply_to: int | None = None
-    client_id: str | None = None
+    client_id: int | str | None = None  # as the client sent it: some check its type
 
 
 class Listing(msgspec.Struct, kw_only=True):

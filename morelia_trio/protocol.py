@@ -360,6 +360,7 @@ def plain_words(exc: msgspec.ValidationError) -> str:
 _VERSION: Final = re.compile(r"\s*(\d+)(\.\d+)*\s*$")
 _MAX_ID_DIGITS: Final = 18  # every id fits in a signed 64-bit integer, and so does a version
 MAX_ID: Final = 2**63 - 1
+MIN_INT64: Final = -(2**63)
 
 
 def _check_version(jsonapi: JsonApiIn | None) -> None:
@@ -523,11 +524,19 @@ def parse_send_message(data: DataIn, limits: Limits) -> SendMessage:
         ),
         emoji=_attachment(message.emoji, "message.emoji", limits),
         reply_to=parse_id(message.reply_to, "message.reply_to"),
-        client_id=None if message.client_id is None else str(message.client_id),
+        client_id=_client_id(message.client_id),
     )
     if not (new.text or new.picture or new.video or new.audio or new.document or new.emoji):
         raise UnsupportedMediaType("The field message.text is required (or an attachment).")
     return SendMessage(creds, flow_id, new)
+
+
+def _client_id(value: Id | None) -> Id | None:
+    """The client's own id for a message, kept as sent: a number stays a number."""
+    if isinstance(value, int) and not MIN_INT64 <= value <= MAX_ID:
+        # the journal's msgpack holds 64 bits, and clients parse it into a long at most
+        raise UnsupportedMediaType("The field message.client_id must fit in 64 bits.")
+    return value
 
 
 def _since(data: DataIn) -> float:
