@@ -16,6 +16,7 @@ from typing import Annotated, Final, TypeAlias, TypeVar
 
 import msgspec
 
+from .accounts import email_problem
 from .config import Limits
 from .core import Credentials, NewMessage
 from .errors import (
@@ -467,12 +468,14 @@ def _credentials_user(data: DataIn) -> UserIn:
 
 def parse_register_user(data: DataIn, limits: Limits) -> RegisterUser:
     user = _credentials_user(data)
-    return RegisterUser(
-        login=_required(user.login, "user.login", limits.max_login_chars),
-        password=_required(user.password, "user.password", limits.max_password_chars),
-        username=_optional(user.username, "user.username", limits.max_name_chars),
-        email=_optional(user.email, "user.email", limits.max_email_chars),
-    )
+    login = _required(user.login, "user.login", limits.max_login_chars)
+    password = _required(user.password, "user.password", limits.max_password_chars)
+    username = _optional(user.username, "user.username", limits.max_name_chars)
+    email = _optional(user.email, "user.email", limits.max_email_chars)
+    problem = email_problem(email) if email else None
+    if problem:
+        raise UnsupportedMediaType(problem)
+    return RegisterUser(login=login, password=password, username=username, email=email)
 
 
 def parse_authentication(data: DataIn, limits: Limits) -> Authentication:
