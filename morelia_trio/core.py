@@ -18,6 +18,7 @@ from typing import TypeVar, assert_never
 
 import msgspec
 
+from .accounts import canonical_login
 from .chunked import ChunkedById
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from .models import (
@@ -90,7 +91,11 @@ class State:
         self.next_flow_id = 1
         self.next_message_id = 1
         self.users: dict[int, User] = {}
-        self.logins: dict[str, int] = {}
+        self.logins: dict[str, int] = {}  # as registered
+        # Canonical form -> user id (CONTRACT §8.3). A form two users share (both registered
+        # before logins were compared this way) is in shared_logins instead, with both ids.
+        self.canonical_logins: dict[str, int] = {}
+        self.shared_logins: dict[str, set[int]] = {}
         self.sessions: dict[bytes, int] = {}  # token hash -> user id
         self.user_sessions: dict[int, list[bytes]] = {}  # oldest first
         self.flows: dict[int, Flow] = {}
@@ -170,7 +175,8 @@ def register_user(
     token: str,
     now: float,
 ) -> UserRegistered:
-    if login in state.logins:
+    canonical = canonical_login(login)  # every login registered is indexed by its form
+    if canonical in state.canonical_logins or canonical in state.shared_logins:
         raise Conflict("The login in the field user.login is taken already.")
     if state.next_user_id > MAX_ID:
         raise Conflict("This server cannot hold more users.")
@@ -187,8 +193,13 @@ def register_user(
 
 
 def find_login(state: State, login: str) -> tuple[int, str]:
-    """Return (user id, password hash) for a login, so the caller can verify off the owner."""
+    """Return (user id, password hash) for a login, so the caller can verify off the owner.
+
+    The login as registered wins; else its canonical form, if that names one user only.
+    """
     user_id = state.logins.get(login)
+    if user_id is None:
+        user_id = state.canonical_logins.get(canonical_login(login))
     if user_id is None:
         raise NotFound("The field user.login names no user.")
     return user_id, state.users[user_id].password_hash
@@ -312,15 +323,14 @@ def apply(state: State, event: AnyEvent) -> None:
     match event:
         case UserRegistered(user=user, token_hash=token_hash):
             state.users[user.id] = user
-            state.logins[user.login] = user.id
+            _add_login(state, user)
             state.next_user_id = max(state.next_user_id, user.id + 1)
             _add_session(state, user.id, token_hash)
             state._change(event.time, _USER, user.id)
         case SessionOpened(user_id=user_id, token_hash=token_hash):
             _add_session(state, user_id, token_hash)
         case UserDeleted(user_id=user_id):
-            user = state.users.pop(user_id)
-            del state.logins[user.login]
+            _remove_login(state, state.users.pop(user_id))
             for token_hash in state.user_sessions.pop(user_id, ()):
                 del state.sessions[token_hash]
         case FlowAdded(flow=flow):
@@ -351,6 +361,31 @@ def apply(state: State, event: AnyEvent) -> None:
             del ids[bisect_left(ids, message_id)]
         case _:
             assert_never(event)
+
+
+def _add_login(state: State, user: User) -> None:
+    state.logins[user.login] = user.id
+    canonical = canonical_login(user.login)
+    if (shared := state.shared_logins.get(canonical)) is not None:
+        shared.add(user.id)
+        return
+    other = state.canonical_logins.setdefault(canonical, user.id)
+    if other != user.id:  # both registered before logins were compared by their forms
+        del state.canonical_logins[canonical]
+        state.shared_logins[canonical] = {other, user.id}
+
+
+def _remove_login(state: State, user: User) -> None:
+    del state.logins[user.login]
+    canonical = canonical_login(user.login)
+    shared = state.shared_logins.get(canonical)
+    if shared is None:
+        del state.canonical_logins[canonical]
+        return
+    shared.discard(user.id)
+    if len(shared) == 1:  # the form names one user again
+        state.canonical_logins[canonical] = shared.pop()
+        del state.shared_logins[canonical]
 
 
 def _add_session(state: State, user_id: int, token_hash: bytes) -> None:
@@ -557,7 +592,7 @@ def from_snapshot(snapshot: Snapshot) -> State:
         apply(state, FlowAdded(time=flow.time, flow=flow))
     for user in snapshot.users:
         state.users[user.id] = user
-        state.logins[user.login] = user.id
+        _add_login(state, user)
     for token_hash, user_id in zip(snapshot.session_tokens, snapshot.session_users, strict=True):
         _add_session(state, user_id, token_hash)
     flow_messages = state.flow_messages

@@ -16,7 +16,7 @@ from typing import Annotated, Final, TypeAlias, TypeVar
 
 import msgspec
 
-from .accounts import email_problem
+from .accounts import email_problem, login_problem
 from .config import Limits
 from .core import Credentials, NewMessage
 from .errors import (
@@ -472,7 +472,8 @@ def parse_register_user(data: DataIn, limits: Limits) -> RegisterUser:
     password = _required(user.password, "user.password", limits.max_password_chars)
     username = _optional(user.username, "user.username", limits.max_name_chars)
     email = _optional(user.email, "user.email", limits.max_email_chars)
-    problem = email_problem(email) if email else None
+    # Only a new login must follow the rules: one registered before them still logs in.
+    problem = login_problem(login) or (email_problem(email) if email else None)
     if problem:
         raise UnsupportedMediaType(problem)
     return RegisterUser(login=login, password=password, username=username, email=email)

@@ -32,6 +32,7 @@ def failing_frames(ann: Client, dialect: str) -> list[Frame]:
         req(dialect, "register_user", user={"login": MARK, "password": MARK}),  # taken: 409
         req(dialect, "register_user", user={"login": "fresh", "password": "pw", "email": MARK}),
         req(dialect, "register_user", user={"login": MARK * 20, "password": MARK}),  # 413
+        req(dialect, "register_user", user={"login": MARK + "\u0430", "password": MARK}),
         req(dialect, "register_user", user={"login": MARK_ID, "password": MARK}),  # 415
         req(dialect, "auth", user={"login": MARK + "x", "password": MARK}),  # 404
         req(dialect, "authentication", user={"login": MARK, "password": MARK + "x"}),  # 401
