@@ -29,7 +29,8 @@ def failing_frames(ann: Client, dialect: str) -> list[Frame]:
     marked_user = {"uuid": str(MARK_ID), "id": MARK_ID, "auth_id": MARK}
     general = ref(1, dialect)
     frames: list[Frame] = [
-        req(dialect, "register_user", user={"login": MARK, "password": MARK}),  # taken: 409
+        req(dialect, "register_user", user={"login": MARK, "password": MARK, "username": MARK}),
+        req(dialect, "register_user", user={"login": "fresh", "password": "pw", "username": 7}),
         req(dialect, "register_user", user={"login": "fresh", "password": "pw", "email": MARK}),
         req(dialect, "register_user", user={"login": MARK * 20, "password": MARK}),  # 413
         req(dialect, "register_user", user={"login": MARK + "\u0430", "password": MARK}),
@@ -45,7 +46,13 @@ def failing_frames(ann: Client, dialect: str) -> list[Frame]:
             "send_message",
             user=user,
             flow=general,
-            message={"text": MARK, "reply_to": MARK_ID, "client_id": MARK},
+            message={
+                "text": MARK,
+                "reply_to": MARK_ID,
+                "client_id": MARK,
+                "file_picture": MARK,
+                "emoji": MARK,
+            },
         ),
         req(dialect, "send_message", user=user, flow={"uuid": MARK}, message={"text": MARK}),
         req(dialect, "all_messages", user=user, flow=flow, time=0),
@@ -59,6 +66,7 @@ def failing_frames(ann: Client, dialect: str) -> list[Frame]:
         ),
         req(dialect, "add_flow", user=user, flow={"type": MARK, "title": MARK, "info": MARK}),
         req(dialect, "edited_message", user=user, message={**message, "text": MARK}),
+        req(dialect, "edited_message", user=user, message={**message, "text": MARK * 2000}),
         req(dialect, "delete_message", user=user, message=message),
         req(dialect, "delete_message", user=user, message={"uuid": MARK}),
         req(dialect, "ping_pong", user=marked_user),
