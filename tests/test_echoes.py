@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from morelia_trio.client import Client
+from morelia_trio.logtext import SHOWN_CHARS, for_log
 
 from .helpers import Frame, exchange
 from .test_errors import DIALECTS, DOC, LIST, me, ref, req
@@ -141,3 +142,12 @@ async def test_a_type_too_long_to_be_one_is_not_echoed(
     assert reply["type"] == "z" * 64 and reply["errors"]["code"] == 400
     _, reply = await exchange(client, req(dialect, "z" * 65))
     assert reply["type"] == "errors" and reply["errors"]["code"] == 400
+
+
+def test_for_log_escapes_what_does_not_print_and_cuts_the_rest() -> None:
+    assert for_log("ping_pong") == "ping_pong"
+    assert for_log("a\nb\r\x1b[2K\\n\u2028\u202e\U000e0001é") == (
+        "a\\nb\\r\\x1b[2K\\\\n\\u2028\\u202e\\U000e0001é"
+    )
+    assert for_log("y" * 1_000_000) == "y" * SHOWN_CHARS + "... (1000000 characters)"
+    assert for_log("\n" * 100, 3) == "\\n\\n\\n... (100 characters)"
