@@ -19,6 +19,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from .errors import InternalError, MoreliaError, TooManyRequests
 from .handlers import Context, handle
+from .logtext import for_log
 from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
 from .replies import Answer, render
 from .watchdog import PeerTimer, Watchdog
@@ -66,11 +67,11 @@ async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> 
     except MoreliaError as exc:
         answer, detail = _failure(exc), exc.detail
     except Exception:
-        log.exception("%s: bug while answering a %r request", peer, reply_type)
+        log.exception("%s: bug while answering a %s request", peer, for_log(reply_type))
         error = InternalError("The server failed to answer this request; it has been logged.")
         answer, detail = _failure(error), error.detail
-    if answer.code >= 400:  # details name fields and types, never a password or token
-        log.info("%s: %s %d %s", peer, reply_type, answer.code, detail[:200])
+    if answer.code >= 400:  # details name fields, never a value the client sent
+        log.info("%s: %s %d %s", peer, for_log(reply_type), answer.code, for_log(detail, 200))
     return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
 
 

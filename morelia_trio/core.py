@@ -18,6 +18,7 @@ from typing import TypeVar, assert_never
 
 import msgspec
 
+from .accounts import canonical_login
 from .chunked import ChunkedById
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from .models import (
@@ -67,7 +68,7 @@ class NewMessage(msgspec.Struct, kw_only=True):
     document: Attachment | None = None
     emoji: Attachment | None = None
     reply_to: int | None = None
-    client_id: str | None = None
+    client_id: int | str | None = None  # as the client sent it: some check its type
 
 
 class Bounds(msgspec.Struct, frozen=True):
@@ -99,7 +100,11 @@ class State:
         self.next_flow_id = 1
         self.next_message_id = 1
         self.users: dict[int, User] = {}
-        self.logins: dict[str, int] = {}
+        self.logins: dict[str, int] = {}  # as registered
+        # Canonical form -> user id (CONTRACT §8.3). A form two users share (both registered
+        # before logins were compared this way) is in shared_logins instead, with both ids.
+        self.canonical_logins: dict[str, int] = {}
+        self.shared_logins: dict[str, set[int]] = {}
         self.sessions: dict[bytes, int] = {}  # token hash -> user id
         self.user_sessions: dict[int, list[bytes]] = {}  # oldest first
         self.flows: dict[int, Flow] = {}
@@ -144,13 +149,13 @@ class State:
     def visible_flow(self, flow_id: int, user_id: int) -> Flow:
         flow = self.flows.get(flow_id)
         if flow is None or not self.may_see(flow, user_id):
-            raise NotFound(f"There is no flow {flow_id}.")
+            raise NotFound("The field flow.id names no flow.")
         return flow
 
     def visible_message(self, message_id: int, user_id: int) -> Message:
         message = self.messages.get(message_id)
         if message is None or not self.may_see(self.flows[message.flow_id], user_id):
-            raise NotFound(f"There is no message {message_id}.")
+            raise NotFound("The field message.id names no message.")
         return message
 
     def visible_flow_ids(self, user_id: int) -> list[int]:
@@ -184,8 +189,9 @@ def register_user(
     token: str,
     now: float,
 ) -> UserRegistered:
-    if login in state.logins:
-        raise Conflict(f"The login {login!r} is taken already.")
+    canonical = canonical_login(login)  # every login registered is indexed by its form
+    if canonical in state.canonical_logins or canonical in state.shared_logins:
+        raise Conflict("The login in the field user.login is taken already.")
     if state.next_user_id > MAX_ID:
         raise Conflict("This server cannot hold more users.")
     time = state.now(now)
@@ -201,10 +207,15 @@ def register_user(
 
 
 def find_login(state: State, login: str) -> tuple[int, str]:
-    """Return (user id, password hash) for a login, so the caller can verify off the owner."""
+    """Return (user id, password hash) for a login, so the caller can verify off the owner.
+
+    The login as registered wins; else its canonical form, if that names one user only.
+    """
     user_id = state.logins.get(login)
     if user_id is None:
-        raise NotFound(f"There is no user with the login {login!r}.")
+        user_id = state.canonical_logins.get(canonical_login(login))
+    if user_id is None:
+        raise NotFound("The field user.login names no user.")
     return user_id, state.users[user_id].password_hash
 
 
@@ -249,7 +260,7 @@ def add_flow(
             raise BadRequest("A chat has at most two members; create a group instead.")
     for user_id in users:
         if user_id not in state.users:
-            raise NotFound(f"There is no user {user_id}.")
+            raise NotFound("The field flow.users names a user that does not exist.")
     if state.next_flow_id > MAX_ID:
         raise Conflict("This server cannot hold more flows.")
     time = state.now(now)
@@ -280,7 +291,7 @@ def send_message(
     if new.reply_to is not None:
         quoted = state.messages.get(new.reply_to)
         if quoted is None or quoted.flow_id != flow_id:
-            raise NotFound(f"There is no message {new.reply_to} in this flow to reply to.")
+            raise NotFound("The field message.reply_to names no message in this flow.")
     if state.next_message_id > MAX_ID:
         raise Conflict("This server cannot hold more messages.")
     time = state.now(now)
@@ -312,7 +323,7 @@ def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int
     user_id = state.authenticate(creds)
     message = state.visible_message(message_id, user_id)
     if flow_id is not None and message.flow_id != flow_id:
-        raise NotFound(f"There is no message {message_id} in flow {flow_id}.")
+        raise NotFound("The field message.id names no message in the flow of flow.id.")
     if message.author_id != user_id:
         raise Forbidden("Only the author of a message may change or delete it.")
     return message
@@ -349,15 +360,14 @@ def apply(state: State, event: AnyEvent) -> None:
     match event:
         case UserRegistered(user=user, token_hash=token_hash):
             state.users[user.id] = user
-            state.logins[user.login] = user.id
+            _add_login(state, user)
             state.next_user_id = max(state.next_user_id, user.id + 1)
             _add_session(state, user.id, token_hash)
             state._change(event.time, _USER, user.id)
         case SessionOpened(user_id=user_id, token_hash=token_hash):
             _add_session(state, user_id, token_hash)
         case UserDeleted(user_id=user_id):
-            user = state.users.pop(user_id)
-            del state.logins[user.login]
+            _remove_login(state, state.users.pop(user_id))
             for token_hash in state.user_sessions.pop(user_id, ()):
                 del state.sessions[token_hash]
         case FlowAdded(flow=flow):
@@ -406,6 +416,31 @@ def _weigh(state: State, message: Message, *, deleted: bool = False) -> None:
     sizes[index] = size
 
 
+def _add_login(state: State, user: User) -> None:
+    state.logins[user.login] = user.id
+    canonical = canonical_login(user.login)
+    if (shared := state.shared_logins.get(canonical)) is not None:
+        shared.add(user.id)
+        return
+    other = state.canonical_logins.setdefault(canonical, user.id)
+    if other != user.id:  # both registered before logins were compared by their forms
+        del state.canonical_logins[canonical]
+        state.shared_logins[canonical] = {other, user.id}
+
+
+def _remove_login(state: State, user: User) -> None:
+    del state.logins[user.login]
+    canonical = canonical_login(user.login)
+    shared = state.shared_logins.get(canonical)
+    if shared is None:
+        del state.canonical_logins[canonical]
+        return
+    shared.discard(user.id)
+    if len(shared) == 1:  # the form names one user again
+        state.canonical_logins[canonical] = shared.pop()
+        del state.shared_logins[canonical]
+
+
 def _add_session(state: State, user_id: int, token_hash: bytes) -> None:
     state.sessions[token_hash] = user_id
     tokens = state.user_sessions.setdefault(user_id, [])
@@ -425,10 +460,10 @@ def user_info(state: State, creds: Credentials, others: list[int]) -> Listing:
     """The requester's own profile first, then every other named user's."""
     me = state.authenticate(creds)
     found = [state.users[me]]
-    for user_id in others:
+    for index, user_id in enumerate(others, start=1):
         user = state.users.get(user_id)
-        if user is None:
-            raise NotFound(f"There is no user {user_id}.")
+        if user is None:  # the index only: the id is a value the client sent
+            raise NotFound(f"The field user[{index}] names no user.")
         found.append(user)
     return Listing(users=found)
 
@@ -636,7 +671,7 @@ def from_snapshot(snapshot: Snapshot) -> State:
         apply(state, FlowAdded(time=flow.time, flow=flow))
     for user in snapshot.users:
         state.users[user.id] = user
-        state.logins[user.login] = user.id
+        _add_login(state, user)
     for token_hash, user_id in zip(snapshot.session_tokens, snapshot.session_users, strict=True):
         _add_session(state, user_id, token_hash)
     flow_messages = state.flow_messages

@@ -57,7 +57,9 @@ class Message(msgspec.Struct, kw_only=True, frozen=True, gc=False, omit_defaults
     document: Attachment | None = None
     emoji: Attachment | None = None
     reply_to: int | None = None
-    client_id: str | None = None
+    # As the client sent it (a client's schema may insist on an integer); data stored before
+    # it kept its type holds strings, which load as they are.
+    client_id: int | str | None = None
     edited_time: float | None = None
 
 

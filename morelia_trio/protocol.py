@@ -16,6 +16,7 @@ from typing import Annotated, Final, TypeAlias, TypeVar
 
 import msgspec
 
+from .accounts import email_problem, login_problem
 from .config import Limits
 from .core import Credentials, NewMessage
 from .errors import (
@@ -242,9 +243,7 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
     dialect = _dialect_of(data)
     parse = PARSERS.get(envelope.type)
     if parse is None:
-        raise FrameError(
-            BadRequest(f"Unknown request type {envelope.type!r}."), envelope.type, dialect
-        )
+        raise _unknown_type(envelope.type, dialect)
     try:
         _check_version(envelope.jsonapi)
         return Request(envelope.type, dialect, parse(data, limits))
@@ -253,6 +252,14 @@ def decode_request(frame: str | bytes, limits: Limits) -> Request:
 
 
 _NO_DATA: Final = DataIn()
+# An unknown type is echoed as the reply's type (the contract's rule); one longer than any
+# type could be is not, so a client cannot make the server send or log its megabytes back.
+MAX_TYPE_CHARS: Final = 64
+
+
+def _unknown_type(kind: str, dialect: Dialect) -> FrameError:
+    error = BadRequest("The field type names no request this server knows.")
+    return FrameError(error, kind if len(kind) <= MAX_TYPE_CHARS else ERRORS_TYPE, dialect)
 
 
 def _too_deep() -> FrameError:
@@ -300,7 +307,7 @@ def _validation_failure(frame: str, exc: msgspec.ValidationError) -> FrameError:
     if not isinstance(kind, str):
         return FrameError(UnsupportedMediaType(plain_words(exc)), ERRORS_TYPE, dialect)
     if kind not in PARSERS:
-        return FrameError(BadRequest(f"Unknown request type {kind!r}."), kind, dialect)
+        return _unknown_type(kind, dialect)
     return FrameError(UnsupportedMediaType(plain_words(exc)), kind, dialect)
 
 
@@ -355,6 +362,7 @@ def plain_words(exc: msgspec.ValidationError) -> str:
 _VERSION: Final = re.compile(r"\s*(\d+)(\.\d+)*\s*$")
 _MAX_ID_DIGITS: Final = 18  # every id fits in a signed 64-bit integer, and so does a version
 MAX_ID: Final = 2**63 - 1
+MIN_INT64: Final = -(2**63)
 
 
 def _check_version(jsonapi: JsonApiIn | None) -> None:
@@ -372,8 +380,7 @@ def _check_version(jsonapi: JsonApiIn | None) -> None:
     else:
         raise UnsupportedMediaType("The field jsonapi.version must be a version like 1.0.")
     if major != 1:
-        shown = str(version) if len(str(version)) <= 20 else "of the request"
-        raise VersionNotSupported(f"Protocol version {shown} is not supported; use 1.0.")
+        raise VersionNotSupported("The field jsonapi.version names a version other than 1.0.")
 
 
 # --- one parser per method -------------------------------------------------------------------
@@ -462,12 +469,15 @@ def _credentials_user(data: DataIn) -> UserIn:
 
 def parse_register_user(data: DataIn, limits: Limits) -> RegisterUser:
     user = _credentials_user(data)
-    return RegisterUser(
-        login=_required(user.login, "user.login", limits.max_login_chars),
-        password=_required(user.password, "user.password", limits.max_password_chars),
-        username=_optional(user.username, "user.username", limits.max_name_chars),
-        email=_optional(user.email, "user.email", limits.max_email_chars),
-    )
+    login = _required(user.login, "user.login", limits.max_login_chars)
+    password = _required(user.password, "user.password", limits.max_password_chars)
+    username = _optional(user.username, "user.username", limits.max_name_chars)
+    email = _optional(user.email, "user.email", limits.max_email_chars)
+    # Only a new login must follow the rules: one registered before them still logs in.
+    problem = login_problem(login) or (email_problem(email) if email else None)
+    if problem:
+        raise UnsupportedMediaType(problem)
+    return RegisterUser(login=login, password=password, username=username, email=email)
 
 
 def parse_authentication(data: DataIn, limits: Limits) -> Authentication:
@@ -519,11 +529,19 @@ def parse_send_message(data: DataIn, limits: Limits) -> SendMessage:
         ),
         emoji=_attachment(message.emoji, "message.emoji", limits),
         reply_to=parse_id(message.reply_to, "message.reply_to"),
-        client_id=None if message.client_id is None else str(message.client_id),
+        client_id=_client_id(message.client_id),
     )
     if not (new.text or new.picture or new.video or new.audio or new.document or new.emoji):
         raise UnsupportedMediaType("The field message.text is required (or an attachment).")
     return SendMessage(creds, flow_id, new)
+
+
+def _client_id(value: Id | None) -> Id | None:
+    """The client's own id for a message, kept as sent: a number stays a number."""
+    if isinstance(value, int) and not MIN_INT64 <= value <= MAX_ID:
+        # the journal's msgpack holds 64 bits, and clients parse it into a long at most
+        raise UnsupportedMediaType("The field message.client_id must fit in 64 bits.")
+    return value
 
 
 def _since(data: DataIn) -> float:

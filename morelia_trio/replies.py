@@ -101,13 +101,13 @@ class DocMessage(msgspec.Struct):
     emoji: Attachment | None
     edited_message: DocEdited | None
     reply_to: int | None
-    client_id: str | None
+    client_id: int | str | None
 
 
 class DocSent(msgspec.Struct):
     id: int
     time: float
-    client_id: str | UnsetType = UNSET
+    client_id: int | str | UnsetType = UNSET
 
 
 DocItem: TypeAlias = DocToken | DocProfile | DocFlow | DocMessage | DocSent
@@ -175,7 +175,7 @@ class ListFlow(msgspec.Struct):
 class ListMessage(msgspec.Struct):
     uuid: str
     id: str
-    client_id: str | None
+    client_id: int | str | None
     text: str | None
     from_user: str
     from_user_uuid: str
@@ -198,7 +198,7 @@ class ListSent(msgspec.Struct):
     time: int
     from_flow: str
     from_flow_id: str
-    client_id: str | UnsetType = UNSET
+    client_id: int | str | UnsetType = UNSET
 
 
 class ListData(msgspec.Struct):

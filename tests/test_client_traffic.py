@@ -219,13 +219,15 @@ async def test_flutter_every_request(connect: Connect) -> None:
         "send_message",
         200,
     )["message"][0]
-    assert sent["client_id"] == "77"
+    assert sent["client_id"] == 77  # as sent: its schema wants an integer back
     messages = check_list_reply(
         await once(frame("all_messages", time=0, flow=[{"uuid": flow_id}])), "all_messages", 200
     )["message"]
     assert [m["text"] for m in messages] == ["hi"]
+    assert [m["client_id"] for m in messages] == [77]
     update = check_list_reply(await once(frame("get_update", time=0)), "get_update", 200)
     assert [m["uuid"] for m in update["message"]] == [sent["uuid"]]
+    assert [m["client_id"] for m in update["message"]] == [77]
     assert {f["uuid"] for f in update["flow"]} == {flow_id, group["uuid"]}
     check_list_reply(
         await once(frame("edited_message", message=[{"uuid": sent["uuid"], "text": "hi there"}])),

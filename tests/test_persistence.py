@@ -368,6 +368,69 @@ async def test_an_event_the_journal_cannot_encode_fails_alone(
     assert [m.text for m in state.messages.values()] == ["after the bad event"]
 
 
+# --- client ids keep their type ---------------------------------------------------------------
+
+CLIENT_IDS: list[int | str] = [1, "1", -(2**63), 2**63 - 1, "draft-2"]
+
+
+async def client_ids_seen(url: str, user_id: str, token: str) -> list[list[Any]]:
+    """Every message's client_id as each reply shows it, both dialects."""
+    async with session(url, user_id, token) as ann:
+        listed = await ann.messages()
+        update = await ann.update()
+        documents = await doc_data(ann, "all_messages", time=0)
+        doc_update = await doc_data(ann, "get_update", time=0)
+    return [
+        [m["client_id"] for m in found]
+        for found in (listed, update["message"], documents["message"], doc_update["message"])
+    ]
+
+
+async def test_a_client_id_comes_back_as_it_was_sent(
+    morelia_config: Config, tmp_path: Path
+) -> None:
+    """An integer stays an integer, a string a string: in the reply to the send, in every
+    listing of either dialect, after a restart from the snapshot and from the journal alone
+    (where a string, all that data written before held, still loads)."""
+    crashed = tmp_path / "crashed"
+    with trio.fail_after(20):
+        async with running(morelia_config) as server, open_client(server.url) as ann:
+            await ann.register("ann", "ann-pw")
+            general = (await ann.flows())[0]["uuid"]
+            for client_id in CLIENT_IDS:
+                assert (await ann.send(general, "x", client_id=client_id))["client_id"] == client_id
+                sent = await ann.request(
+                    doc(
+                        "send_message",
+                        {
+                            "user": creds(ann),
+                            "flow": {"id": 1},
+                            "message": {"text": "y", "client_id": client_id},
+                        },
+                    )
+                )
+                assert sent["data"]["message"]["client_id"] == client_id
+            expected = [[c for c in CLIENT_IDS for _ in range(2)]] * 4
+            assert await client_ids_seen(server.url, ann.user_id or "", ann.token or "") == expected
+            await copy_directory(morelia_config.data_dir, crashed)
+            too_big = {"text": "z", "client_id": 2**64}
+            reply = await ann.request(
+                {
+                    "type": "send_message",
+                    "data": {
+                        "user": [{"uuid": ann.user_id, "auth_id": ann.token}],
+                        "flow": [{"uuid": general}],
+                        "message": [too_big],
+                    },
+                }
+            )
+            assert reply["errors"]["code"] == 415 and "client_id" in reply["errors"]["detail"]
+        for directory in (morelia_config.data_dir, crashed):
+            async with running(in_copy(morelia_config, directory)) as server:
+                seen = await client_ids_seen(server.url, ann.user_id or "", ann.token or "")
+                assert seen == expected
+
+
 # --- (c) damage stops start-up ----------------------------------------------------------------
 
 
