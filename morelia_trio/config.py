@@ -75,9 +75,14 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     logins_per_address: Annotated[
         Rate, _said("authentication attempts per client address (429 beyond)")
     ] = Rate(10, 10)
-    login_failures_per_account: Annotated[
-        Rate, _said("wrong passwords per account, then this slow (429 beyond)")
+    login_failures_per_account_and_address: Annotated[
+        Rate, _said("wrong passwords per account from one client address (429 beyond)")
     ] = Rate(5, 1)
+    # 100 an hour: one guesser's 5, then 1 a minute, never spends it, so the owner is locked
+    # out of every address only by guesses from many addresses at once.
+    login_failures_per_account: Annotated[
+        Rate, _said("wrong passwords per account from all addresses together (429 beyond)")
+    ] = Rate(100, 100 / 60)
     registrations_per_address: Annotated[
         Rate, _said("register_user per client address (429 beyond)")
     ] = Rate(3, 10)

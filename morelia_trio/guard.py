@@ -25,6 +25,9 @@ class Guard:
         self.connections: Counter[str] = Counter()  # open connections per address
         if limits is not None:
             self._logins = Buckets[str](limits.logins_per_address)
+            self._failures_here = Buckets[tuple[int, str]](
+                limits.login_failures_per_account_and_address
+            )
             self._failures = Buckets[int](limits.login_failures_per_account)
             self._registrations = Buckets[str](limits.registrations_per_address)
             self._messages = Buckets[int](limits.messages_per_user)
@@ -59,13 +62,24 @@ class Guard:
         if self.limits is not None and not self._logins.take(address, self.clock()):
             raise TooManyRequests("Too many login attempts from this address; wait a minute.")
 
-    def account_may_try(self, user_id: int) -> None:
-        if self.limits is not None and not self._failures.allows(user_id, self.clock()):
-            raise TooManyRequests("Too many wrong passwords for this account; wait a minute.")
+    def account_may_try(self, user_id: int, address: str) -> None:
+        """Wrong passwords are counted per account and address, so that one guesser locks
+        only itself out, and per account, so that many guessers together get few guesses."""
+        if self.limits is None:
+            return
+        now = self.clock()
+        if not self._failures_here.allows((user_id, address), now):
+            raise TooManyRequests(
+                "Too many wrong passwords for this account from this address; wait a minute."
+            )
+        if not self._failures.allows(user_id, now):
+            raise TooManyRequests("Too many wrong passwords for this account; try again later.")
 
-    def wrong_password(self, user_id: int) -> None:
+    def wrong_password(self, user_id: int, address: str) -> None:
         if self.limits is not None:
-            self._failures.charge(user_id, self.clock())
+            now = self.clock()
+            self._failures_here.charge((user_id, address), now)
+            self._failures.charge(user_id, now)
 
     def registration(self, address: str) -> None:
         if self.limits is not None and not self._registrations.take(address, self.clock()):

@@ -22,6 +22,7 @@ from .helpers import Frame
 # Everything generous, so that each test meets only the limit it is about.
 LAVISH = AbuseLimits(
     logins_per_address=Rate(10_000, 10_000),
+    login_failures_per_account_and_address=Rate(10_000, 10_000),
     login_failures_per_account=Rate(10_000, 10_000),
     registrations_per_address=Rate(10_000, 10_000),
     messages_per_user=Rate(10_000, 10_000),
@@ -104,12 +105,15 @@ async def test_a_thousand_wrong_passwords_from_one_address_cost_ten_hashes(
         assert code(await login_reply(client, "victim0", "the-right-password")) == 429
 
 
-async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
+async def test_an_account_takes_five_wrong_passwords_from_an_address_then_one_a_minute(
     start: Start, clock: Clock
 ) -> None:
-    running = await start(login_failures_per_account=Rate(5, 1))
+    running = await start(login_failures_per_account_and_address=Rate(5, 1))
     passwords = running.context.passwords
-    async with open_client(running.url) as client:
+    async with (
+        open_client(running.url) as client,
+        open_client(running.url, local_address="127.0.0.2") as owner,
+    ):
         await client.register("ann", "ann-password")
         await client.register("bob", "bob-password")
         hashed = passwords.computed
@@ -118,7 +122,8 @@ async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
         assert passwords.computed - hashed == 5
         # Even the right password waits: the limit is checked before any hashing.
         assert code(await login_reply(client, "ann", "ann-password")) == 429
-        # Other accounts are not held back.
+        # The owner, from another address, is not held back; nor are other accounts.
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
         assert code(await login_reply(client, "bob", "bob-password")) == 200
         clock.now += 60
         assert code(await login_reply(client, "ann", "ann-password")) == 200
@@ -126,16 +131,63 @@ async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
         assert code(await login_reply(client, "ann", "ann-password")) == 200
         assert code(await login_reply(client, "ann", "guess")) == 401
         assert code(await login_reply(client, "ann", "ann-password")) == 429
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+
+
+async def test_guesses_from_many_addresses_together_spend_the_accounts_budget(
+    start: Start, clock: Clock
+) -> None:
+    running = await start(
+        login_failures_per_account_and_address=Rate(5, 1), login_failures_per_account=Rate(12, 1)
+    )
+    passwords = running.context.passwords
+    async with open_client(running.url) as client:
+        await client.register("ann", "ann-password")
+    hashed = passwords.computed
+    guessed: list[list[int]] = []
+    for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        async with open_client(running.url, local_address=address) as guesser:
+            guessed.append([code(await login_reply(guesser, "ann", "guess")) for _ in range(6)])
+    assert guessed == [[401] * 5 + [429], [401] * 5 + [429], [401, 401] + [429] * 4]
+    assert passwords.computed - hashed == 12
+    async with open_client(running.url, local_address="127.0.0.5") as owner:
+        # Spent from every address: even the owner's right password waits, unhashed.
+        assert code(await login_reply(owner, "ann", "ann-password")) == 429
+        clock.now += 60  # one more wrong password for the account, from any address
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+        async with open_client(running.url, local_address="127.0.0.4") as guesser:
+            assert code(await login_reply(guesser, "ann", "guess")) == 401
+            assert code(await login_reply(guesser, "ann", "guess")) == 429
+        assert code(await login_reply(owner, "ann", "ann-password")) == 429
 
 
 async def test_delete_user_guesses_count_as_wrong_passwords(start: Start) -> None:
-    running = await start(login_failures_per_account=Rate(2, 1))
+    running = await start(login_failures_per_account_and_address=Rate(2, 1))
     async with open_client(running.url) as client:
         await client.register("ann", "ann-password")
         user = [{"login": "ann", "password": "guess"}]
         frame = {"type": "delete_user", "data": {"user": user}}
         assert [code(await client.request(frame)) for _ in range(4)] == [401, 401, 429, 429]
         assert code(await login_reply(client, "ann", "ann-password")) == 429
+    async with open_client(running.url, local_address="127.0.0.2") as owner:
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+
+
+async def test_by_default_a_guesser_cannot_lock_the_owner_out(start: Start) -> None:
+    defaults = AbuseLimits()
+    running = await start(
+        login_failures_per_account_and_address=defaults.login_failures_per_account_and_address,
+        login_failures_per_account=defaults.login_failures_per_account,
+    )
+    async with open_client(running.url) as owner:
+        await owner.register("ann", "ann-password")
+        async with open_client(running.url, local_address="127.0.0.2") as guesser:
+            user = [{"login": "ann", "password": "guess"}]
+            frame = {"type": "delete_user", "data": {"user": user}}
+            codes = [code(await guesser.request(frame)) for _ in range(10)]
+            assert codes == [401] * 5 + [429] * 5
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+        await owner.delete_user("ann", "ann-password")
 
 
 async def test_password_checks_beyond_the_hashing_queue_get_503(
