@@ -19,6 +19,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from .errors import InternalError, MoreliaError, TooManyRequests
 from .handlers import Context, handle
+from .parse_failures import answer_parse_failures, parse_failure
 from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
 from .replies import Answer, render
 from .watchdog import PeerTimer, Watchdog
@@ -118,6 +119,7 @@ async def serve_connection(
         await request.reject(status, body=why.encode())
         return
     try:
+        answer_parse_failures(request)
         ws = await request.accept()
         log.info("%s: connection opened", peer)
         with watchdog.timer() as timer:
@@ -190,6 +192,9 @@ async def _converse(
                 await _close(ws, ctx, 1001, "no pong")
                 return f"no pong in {timeouts.pong:g} s"
     except ConnectionClosed as closed:
+        failure = parse_failure(ws)
+        if failure is not None:
+            return f"by the server: {failure}"
         reason = closed.reason
         return f"by the peer ({reason.code})" if reason is not None else "by the peer"
     except Exception:  # a bug here must not take the whole server down with it
