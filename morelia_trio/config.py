@@ -92,8 +92,15 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     frames_per_connection: Annotated[Rate, _said("frames per connection (429 beyond)")] = Rate(
         50, 3000
     )
+    frames_per_address: Annotated[
+        Rate, _said("frames per client address, all its connections together (429 beyond)")
+    ] = Rate(200, 6000)
     flood_strikes: Annotated[
-        int, _said("frames refused for flooding, in a row, before closing with 1008")
+        int,
+        _said(
+            "frames refused for flooding in a row on one connection, or owed beyond its "
+            "address's frames, before closing with 1008 (every connection of the address)"
+        ),
     ] = 100
     hash_queue: Annotated[
         int, _said("password checks waiting for a hashing worker (503 beyond)")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .config import AbuseLimits
 from .errors import TooManyRequests
@@ -31,6 +32,9 @@ class Guard:
             self._failures = Buckets[int](limits.login_failures_per_account)
             self._registrations = Buckets[str](limits.registrations_per_address)
             self._messages = Buckets[int](limits.messages_per_user)
+            self._address_frames = Buckets[str](limits.frames_per_address)
+        # Each open connection's way to be closed for its address's flood, by address.
+        self._ousters: dict[str, set[Callable[[], None]]] = {}
 
     # --- connections ---------------------------------------------------------------------
 
@@ -55,6 +59,37 @@ class Guard:
         if self.limits is None:
             return None
         return Bucket(self.limits.frames_per_connection, self.clock())
+
+    @contextmanager
+    def watch_for_floods(self, address: str, oust: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, ``oust()`` is called if ``address`` keeps flooding."""
+        ousters = self._ousters.setdefault(address, set())
+        ousters.add(oust)
+        try:
+            yield
+        finally:
+            ousters.discard(oust)
+            if not ousters:
+                del self._ousters[address]
+
+    def address_frame(self, address: str) -> bool:
+        """Charge one frame to ``address``'s budget; say whether it may be answered.
+
+        Frames beyond the budget are refused (429) and owed until the rate pays them back.
+        Not "refused in a row", as on one connection: connections that share the flood
+        between them are each let through often enough never to be refused many times in a
+        row. An address that owes ``flood_strikes`` frames has kept flooding: every one of
+        its connections is ousted (closed with 1008), this one included.
+        """
+        limits = self.limits
+        if limits is None:
+            return True
+        strikes = limits.flood_strikes
+        left = self._address_frames.spend(address, self.clock(), most_owed=strikes)
+        if left <= -strikes:
+            for oust in list(self._ousters.get(address, ())):
+                oust()
+        return left >= 0
 
     # --- requests --------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ The guard's clock is replaced by one the test moves, so every count is exact.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +29,7 @@ LAVISH = AbuseLimits(
     registrations_per_address=Rate(10_000, 10_000),
     messages_per_user=Rate(10_000, 10_000),
     frames_per_connection=Rate(10_000, 10_000),
+    frames_per_address=Rate(10_000, 10_000),
     flood_strikes=10_000,
     hash_queue=10_000,
     connections_per_address=10_000,
@@ -308,6 +311,65 @@ async def test_frames_beyond_fifty_a_second_get_429_then_the_connection_closes_1
             await flooder.ws.get_message()
         assert closed.value.reason is not None and closed.value.reason.code == 1008
         assert code(await other.request(PING)) == 401  # everyone else is served
+
+
+async def closed_with(client: Client) -> int | None:
+    """Read until the server closes the connection; its close code."""
+    try:
+        while True:
+            await client.ws.get_message()
+    except ConnectionClosed as closed:
+        return None if closed.reason is None else closed.reason.code
+
+
+async def test_an_address_that_keeps_flooding_has_every_connection_closed_1008(
+    start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "morelia_trio")
+    running = await start(frames_per_address=Rate(30, 60), flood_strikes=10)
+    url = running.url
+    async with (
+        open_client(url) as first,
+        open_client(url) as second,
+        open_client(url) as idle,
+        open_client(url, local_address="127.0.0.2") as other,
+    ):
+        assert [code(await first.request(PING)) for _ in range(30)] == [401] * 30
+        replies = [await second.request(PING) for _ in range(9)]  # owed: 1 to 9
+        assert [code(reply) for reply in replies] == [429] * 9
+        assert replies[0]["errors"]["detail"] == "Too many frames from this address; slow down."
+        await second.ws.send_message(PING)  # the 10th owed: every connection is closed
+        assert [await closed_with(client) for client in (second, first, idle)] == [1008] * 3
+        assert code(await other.request(PING)) == 401  # another address is served
+        with trio.fail_after(5):
+            while running.context.guard.connections["127.0.0.1"]:  # noqa: ASYNC110 (no event)
+                await trio.sleep(0.01)
+        async with open_client(url) as again:  # till the debt is paid back: closed at once
+            await again.ws.send_message(PING)
+            assert await closed_with(again) == 1008
+        clock.now += 11  # one a second: the 10 owed, then one to spend
+        async with open_client(url) as later:
+            assert code(await later.request(PING)) == 401
+            assert code(await later.request(PING)) == 429
+    closes = [r.getMessage() for r in caplog.records if "connection closed" in r.getMessage()]
+    assert sum(line.endswith("its address kept flooding (1008)") for line in closes) == 4
+
+
+async def test_connections_flooding_together_are_all_closed_1008(start: Start) -> None:
+    running = await start(frames_per_address=Rate(50, 3000), flood_strikes=100)
+    async with trio.open_nursery() as nursery:
+        codes: list[int | None] = []
+
+        async def flood() -> None:
+            async with open_client(running.url) as client:
+                with contextlib.suppress(ConnectionClosed):
+                    for _ in range(200):
+                        await client.ws.send_message(PING)
+                codes.append(await closed_with(client))
+
+        for _ in range(8):
+            nursery.start_soon(flood)
+    assert codes == [1008] * 8
 
 
 async def test_with_no_limits_nothing_is_refused(deadline: None, morelia_server: Running) -> None:
