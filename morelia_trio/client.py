@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import msgspec
-from trio_websocket import WebSocketConnection, open_websocket_url
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url, wrap_client_stream
 
 Frame: TypeAlias = dict[str, Any]
 _encoder = msgspec.json.Encoder()
@@ -118,8 +120,40 @@ class Client:
 
 @asynccontextmanager
 async def open_client(
-    url: str, *, max_message_size: int = 16 * 1024 * 1024
+    url: str, *, max_message_size: int = 16 * 1024 * 1024, local_address: str | None = None
 ) -> AsyncIterator[Client]:
-    """Connect to a MoreliaTalk server; the connection closes when the block ends."""
-    async with open_websocket_url(url, max_message_size=max_message_size) as ws:
+    """Connect to a MoreliaTalk server; the connection closes when the block ends.
+
+    ``local_address``: the address to connect from, such as 127.0.0.2 (every 127.x.y.z
+    reaches a server on 127.0.0.1): a client the server's limits per address count apart.
+    """
+    if local_address is None:
+        async with open_websocket_url(url, max_message_size=max_message_size) as ws:
+            yield Client(ws)
+        return
+    async with _open_websocket_from(url, local_address, max_message_size) as ws:
         yield Client(ws)
+
+
+@asynccontextmanager
+async def _open_websocket_from(
+    url: str, local_address: str, max_message_size: int
+) -> AsyncIterator[WebSocketConnection]:
+    """open_websocket_url, from a chosen local address (ws:// only)."""
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or parts.hostname is None:
+        raise ValueError(f"{url!r}: only ws://HOST:PORT/PATH URLs may name a local address")
+    resource = parts.path or "/"
+    if parts.query:
+        resource += "?" + parts.query
+    stream = await trio.open_tcp_stream(
+        parts.hostname, parts.port or 80, local_address=local_address
+    )
+    async with stream, trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(
+            nursery, stream, parts.hostname, resource, max_message_size=max_message_size
+        )
+        try:
+            yield ws
+        finally:
+            await ws.aclose()

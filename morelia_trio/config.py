@@ -78,9 +78,14 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     logins_per_address: Annotated[
         Rate, _said("authentication attempts per client address (429 beyond)")
     ] = Rate(10, 10)
-    login_failures_per_account: Annotated[
-        Rate, _said("wrong passwords per account, then this slow (429 beyond)")
+    login_failures_per_account_and_address: Annotated[
+        Rate, _said("wrong passwords per account from one client address (429 beyond)")
     ] = Rate(5, 1)
+    # 100 an hour: one guesser's 5, then 1 a minute, never spends it, so the owner is locked
+    # out of every address only by guesses from many addresses at once.
+    login_failures_per_account: Annotated[
+        Rate, _said("wrong passwords per account from all addresses together (429 beyond)")
+    ] = Rate(100, 100 / 60)
     registrations_per_address: Annotated[
         Rate, _said("register_user per client address (429 beyond)")
     ] = Rate(3, 10)
@@ -95,8 +100,15 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     storage_quota_bytes: Annotated[
         int, _said("bytes of messages one user may keep: text and attachments (413 beyond)")
     ] = 100 * 1024 * 1024
+    frames_per_address: Annotated[
+        Rate, _said("frames per client address, all its connections together (429 beyond)")
+    ] = Rate(200, 6000)
     flood_strikes: Annotated[
-        int, _said("frames refused for flooding, in a row, before closing with 1008")
+        int,
+        _said(
+            "frames refused for flooding in a row on one connection, or owed beyond its "
+            "address's frames, before closing with 1008 (every connection of the address)"
+        ),
     ] = 100
     hash_queue: Annotated[
         int, _said("password checks waiting for a hashing worker (503 beyond)")

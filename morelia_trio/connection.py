@@ -20,6 +20,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from .errors import InternalError, MoreliaError, TooManyRequests
 from .handlers import Context, handle
 from .logtext import for_log
+from .parse_failures import answer_parse_failures, parse_failure
 from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
 from .replies import Answer, render
 from .watchdog import PeerTimer, Watchdog
@@ -75,8 +76,13 @@ async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> 
     return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
 
 
-def _flood_reply(ctx: Context) -> str:
-    error = TooManyRequests("Too many frames on this connection; slow down.")
+CONNECTION_FLOODING = "Too many frames on this connection; slow down."
+OUSTED = "its address kept flooding (1008)"
+ADDRESS_FLOODING = "Too many frames from this address; slow down."
+
+
+def _flood_reply(ctx: Context, why: str) -> str:
+    error = TooManyRequests(why)
     return render(
         ERRORS_TYPE,
         Dialect.DOCUMENT,
@@ -119,13 +125,44 @@ async def serve_connection(
         await request.reject(status, body=why.encode())
         return
     try:
+        answer_parse_failures(request)
         ws = await request.accept()
         log.info("%s: connection opened", peer)
-        with watchdog.timer() as timer:
-            ended = await _converse(ws, ctx, peer, timer, _echo if path == ECHO_PATH else respond)
+        ouster = _Ouster()
+        ended = OUSTED  # unless _converse ends on its own
+        with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
+            with ouster.scope:
+                answer = _echo if path == ECHO_PATH else respond
+                ended = await _converse(ws, ctx, peer, timer, ouster, answer)
+            if ended == OUSTED:
+                await _close(ws, ctx, 1008, "flooding")
         log.info("%s: connection closed: %s", peer, ended)
     finally:
         ctx.guard.release(peer.address)
+
+
+class _Ouster:
+    """Ends a connection once its address has kept flooding (``Guard.watch_for_floods``).
+
+    A wait for the peer is cut short; an answer or a send under way is let finish, the loop
+    ending after it, so that no reply is left half-written on the socket.
+    """
+
+    __slots__ = ("_ousted", "phase", "scope")
+
+    def __init__(self) -> None:
+        self._ousted = False
+        self.phase = "reading"  # or answering, sending, pinging
+        self.scope = trio.CancelScope()
+
+    def oust(self) -> None:
+        """Called by the connection of the address whose frame showed it kept flooding."""
+        self._ousted = True
+        if self.phase in ("reading", "pinging"):
+            self.scope.cancel()
+
+    def ousted(self) -> bool:
+        return self._ousted
 
 
 async def _converse(
@@ -133,26 +170,32 @@ async def _converse(
     ctx: Context,
     peer: Peer,
     timer: PeerTimer,
+    ouster: _Ouster,
     answer: Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]] = respond,
 ) -> str:
-    """Read and answer frames until the connection ends; say why it ended."""
+    """Read and answer frames until the connection ends; say why it ended.
+
+    Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
+    """
     timeouts, guard = ctx.timeouts, ctx.guard
     frames = guard.frame_bucket()
     strikes = 0  # frames refused for flooding since the last one let through
     silent = 0.0  # seconds since the last frame
     caught: str | bytes | None = None  # a frame that came in just as its read timed out
     try:
-        while True:
+        while not ouster.ousted():
             # The watchdog cancels this scope once the peer is late; only the peer is timed.
-            phase = "reading"
+            ouster.phase = "reading"
             with timer.restart() as scope:
-                while True:
+                while not ouster.ousted():
                     if caught is None:
                         waited = min(timeouts.ping_interval, timeouts.idle - silent)
                         timer.expire_in(waited)
-                        phase = "reading"
+                        ouster.phase = "reading"
                         frame = await ws.get_message()
                         silent = 0.0
+                        if ouster.ousted():  # as the frame came in: not answered
+                            break
                         if scope.cancel_called:  # the timer fired as the frame came in
                             caught = frame
                             break
@@ -160,12 +203,16 @@ async def _converse(
                         frame, caught = caught, None
                     # The answer takes what it takes (a login may queue for a hashing
                     # thread): it is not timed.
-                    phase = "answering"
+                    ouster.phase = "answering"
                     timer.stop()
                     if _too_big(frame, ctx.limits.max_frame_bytes):
                         await _close(ws, ctx, 1009, "frame too big")
                         return "frame too big (1009)"
-                    if frames is None or frames.take(guard.clock()):
+                    if not guard.address_frame(peer.address):
+                        if ouster.ousted():
+                            break
+                        reply: str | bytes = _flood_reply(ctx, ADDRESS_FLOODING)
+                    elif frames is None or frames.take(guard.clock()):
                         strikes = 0
                         reply = await answer(frame, ctx, peer)
                     else:
@@ -173,24 +220,31 @@ async def _converse(
                         if guard.limits is not None and strikes >= guard.limits.flood_strikes:
                             await _close(ws, ctx, 1008, "flooding")
                             return "kept flooding (1008)"
-                        reply = _flood_reply(ctx)
-                    phase = "sending"
+                        reply = _flood_reply(ctx, CONNECTION_FLOODING)
+                    ouster.phase = "sending"
                     timer.expire_in(timeouts.send)
                     await ws.send_message(reply)
+            if ouster.ousted():
+                break
             if caught is not None:
                 continue
-            if phase == "sending":
+            if ouster.phase == "sending":
                 return f"a reply not taken in {timeouts.send:g} s (slow reader)"
             silent += waited
             if silent >= timeouts.idle:
                 await _close(ws, ctx, 1001, "idle")
                 return f"idle for {timeouts.idle:g} s"
+            ouster.phase = "pinging"
             with trio.move_on_after(timeouts.pong) as pinging:
                 await ws.ping()
             if pinging.cancelled_caught:
                 await _close(ws, ctx, 1001, "no pong")
                 return f"no pong in {timeouts.pong:g} s"
+        return OUSTED
     except ConnectionClosed as closed:
+        failure = parse_failure(ws)
+        if failure is not None:
+            return f"by the server: {failure}"
         reason = closed.reason
         return f"by the peer ({reason.code})" if reason is not None else "by the peer"
     except Exception:  # a bug here must not take the whole server down with it

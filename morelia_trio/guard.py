@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .config import AbuseLimits
 from .errors import TooManyRequests
@@ -25,10 +26,16 @@ class Guard:
         self.connections: Counter[str] = Counter()  # open connections per address
         if limits is not None:
             self._logins = Buckets[str](limits.logins_per_address)
+            self._failures_here = Buckets[tuple[int, str]](
+                limits.login_failures_per_account_and_address
+            )
             self._failures = Buckets[int](limits.login_failures_per_account)
             self._registrations = Buckets[str](limits.registrations_per_address)
             self._messages = Buckets[int](limits.messages_per_user)
             self._flows = Buckets[int](limits.flows_per_user)
+            self._address_frames = Buckets[str](limits.frames_per_address)
+        # Each open connection's way to be closed for its address's flood, by address.
+        self._ousters: dict[str, set[Callable[[], None]]] = {}
 
     @property
     def storage_quota(self) -> int | None:
@@ -64,19 +71,61 @@ class Guard:
             return None
         return Bucket(self.limits.frames_per_connection, self.clock())
 
+    @contextmanager
+    def watch_for_floods(self, address: str, oust: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, ``oust()`` is called if ``address`` keeps flooding."""
+        ousters = self._ousters.setdefault(address, set())
+        ousters.add(oust)
+        try:
+            yield
+        finally:
+            ousters.discard(oust)
+            if not ousters:
+                del self._ousters[address]
+
+    def address_frame(self, address: str) -> bool:
+        """Charge one frame to ``address``'s budget; say whether it may be answered.
+
+        Frames beyond the budget are refused (429) and owed until the rate pays them back.
+        Not "refused in a row", as on one connection: connections that share the flood
+        between them are each let through often enough never to be refused many times in a
+        row. An address that owes ``flood_strikes`` frames has kept flooding: every one of
+        its connections is ousted (closed with 1008), this one included.
+        """
+        limits = self.limits
+        if limits is None:
+            return True
+        strikes = limits.flood_strikes
+        left = self._address_frames.spend(address, self.clock(), most_owed=strikes)
+        if left <= -strikes:
+            for oust in list(self._ousters.get(address, ())):
+                oust()
+        return left >= 0
+
     # --- requests --------------------------------------------------------------------------
 
     def login_attempt(self, address: str) -> None:
         if self.limits is not None and not self._logins.take(address, self.clock()):
             raise TooManyRequests("Too many login attempts from this address; wait a minute.")
 
-    def account_may_try(self, user_id: int) -> None:
-        if self.limits is not None and not self._failures.allows(user_id, self.clock()):
-            raise TooManyRequests("Too many wrong passwords for this account; wait a minute.")
+    def account_may_try(self, user_id: int, address: str) -> None:
+        """Wrong passwords are counted per account and address, so that one guesser locks
+        only itself out, and per account, so that many guessers together get few guesses."""
+        if self.limits is None:
+            return
+        now = self.clock()
+        if not self._failures_here.allows((user_id, address), now):
+            raise TooManyRequests(
+                "Too many wrong passwords for this account from this address; wait a minute."
+            )
+        if not self._failures.allows(user_id, now):
+            raise TooManyRequests("Too many wrong passwords for this account; try again later.")
 
-    def wrong_password(self, user_id: int) -> None:
+    def wrong_password(self, user_id: int, address: str) -> None:
         if self.limits is not None:
-            self._failures.charge(user_id, self.clock())
+            now = self.clock()
+            self._failures_here.charge((user_id, address), now)
+            self._failures.charge(user_id, now)
 
     def registration(self, address: str) -> None:
         if self.limits is not None and not self._registrations.take(address, self.clock()):

@@ -82,7 +82,7 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
         case Authentication():
             guard.login_attempt(address)
             user_id, password_hash = await store.call(core.find_login, body.login)
-            await _check_password(ctx, user_id, password_hash, body.password)
+            await _check_password(ctx, address, user_id, password_hash, body.password)
             token = new_token()
             await store.call(core.open_session, user_id, password_hash, token, ctx.clock())
             return Answer(Token(user_id, token))
@@ -155,7 +155,7 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
                 token_owner = await store.call(core.State.authenticate, body.creds)
                 if token_owner != user_id:
                     raise Forbidden("You can only delete your own account.")
-            await _check_password(ctx, user_id, password_hash, body.password)
+            await _check_password(ctx, address, user_id, password_hash, body.password)
             await store.call(core.delete_user, user_id, password_hash, ctx.clock())
             return OK
         case PingPong():
@@ -175,9 +175,12 @@ def _bounds(limits: Limits, dialect: Dialect) -> core.Bounds:
     )
 
 
-async def _check_password(ctx: Context, user_id: int, password_hash: str, password: str) -> None:
-    """Verify a password, unless its account has had too many wrong ones lately."""
-    ctx.guard.account_may_try(user_id)
+async def _check_password(
+    ctx: Context, address: str, user_id: int, password_hash: str, password: str
+) -> None:
+    """Verify a password from ``address``, unless its account has had too many wrong ones
+    lately, from that address or from all of them."""
+    ctx.guard.account_may_try(user_id, address)
     if not await ctx.passwords.verify(password_hash, password):
-        ctx.guard.wrong_password(user_id)
+        ctx.guard.wrong_password(user_id, address)
         raise Unauthorized("The password is wrong.")

@@ -48,6 +48,16 @@ class Buckets(Generic[K]):
         """Take one token even if none is left (a failure that already happened)."""
         self._store(key, max(0.0, self.tokens(key, now) - 1.0), now)
 
+    def spend(self, key: K, now: float, most_owed: float) -> float:
+        """Take one token, on credit if none is left; return the balance after it.
+
+        A balance below zero is what ``key`` owes: it was refused, and keeps owing until the
+        rate pays its debt back. It owes ``most_owed`` at most, so that its wait is bounded.
+        """
+        left = max(-most_owed, self.tokens(key, now) - 1.0)
+        self._store(key, left, now)
+        return left
+
     def _store(self, key: K, tokens: float, now: float) -> None:
         self._buckets.pop(key, None)  # re-inserted last: the dict stays in LRU order
         self._buckets[key] = (tokens, now)

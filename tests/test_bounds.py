@@ -45,6 +45,7 @@ LAVISH = AbuseLimits(
     max_owned_flows=10_000,
     storage_quota_bytes=2**40,
     frames_per_connection=Rate(10_000, 10_000),
+    frames_per_address=Rate(10_000, 10_000),
     flood_strikes=10_000,
     hash_queue=10_000,
     connections_per_address=10_000,

@@ -222,6 +222,70 @@ async def test_a_client_that_stops_reading_is_disconnected(
     assert any("slow reader" in r.getMessage() for r in caplog.records)
 
 
+# --- frames that cannot be parsed ---------------------------------------------------------------
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The (opcode, payload) of each frame in ``data``, as a server sends them: unmasked."""
+    frames = []
+    while data:
+        opcode, length, start = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            length, start = int.from_bytes(data[2:4], "big"), 4
+        elif length == 127:
+            length, start = int.from_bytes(data[2:10], "big"), 10
+        frames.append((opcode, data[start : start + length]))
+        data = data[start + length :]
+    return frames
+
+
+async def test_invalid_utf8_in_a_text_frame_is_closed_by_the_server_with_1007(
+    deadline: None, morelia_server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "morelia_trio")
+    async with raw_websocket(morelia_server) as stream:
+        port = stream.socket.getsockname()[1]
+        await stream.send_all(masked_text_frame(PING))  # answered as ever
+        reply = await stream.receive_some(65536)
+        assert server_frames(reply)[0][0] == 0x1
+        assert msgspec.json.decode(server_frames(reply)[0][1])["errors"]["code"] == 401
+        invalid = b'{"type": "ping_pong", "x": "\xc3\x28"}'  # \xc3 must start two bytes
+        await stream.send_all(bytes([0x81, 0x80 | len(invalid)]) + bytes(4) + invalid)
+        received = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                received += chunk
+    frames = server_frames(received)
+    assert [opcode for opcode, _ in frames] == [0x8]  # a close frame, then the end
+    assert int.from_bytes(frames[0][1][:2], "big") == 1007
+    with trio.fail_after(5):
+        while morelia_server.context.guard.connections:  # noqa: ASYNC110 (no event)
+            await trio.sleep(0.01)
+    lines = [r.getMessage() for r in caplog.records]
+    closed = [line for line in lines if f":{port}: connection closed" in line]
+    assert closed and closed[0].endswith("connection closed: by the server: invalid UTF-8 (1007)")
+    await still_served(morelia_server)
+
+
+async def test_a_frame_the_protocol_forbids_is_closed_by_the_server_with_1002(
+    deadline: None, morelia_server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "morelia_trio")
+    async with raw_websocket(morelia_server) as stream:
+        await stream.send_all(bytes([0x81, len(PING)]) + PING.encode())  # clients must mask
+        received = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                received += chunk
+    frames = server_frames(received)
+    assert [opcode for opcode, _ in frames] == [0x8]
+    assert int.from_bytes(frames[0][1][:2], "big") == 1002
+    with trio.fail_after(5):
+        while not any("a malformed frame (1002)" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    await still_served(morelia_server)
+
+
 # --- logs ---------------------------------------------------------------------------------------
 
 

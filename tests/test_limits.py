@@ -5,6 +5,8 @@ The guard's clock is replaced by one the test moves, so every count is exact.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,10 +24,12 @@ from .helpers import Frame
 # Everything generous, so that each test meets only the limit it is about.
 LAVISH = AbuseLimits(
     logins_per_address=Rate(10_000, 10_000),
+    login_failures_per_account_and_address=Rate(10_000, 10_000),
     login_failures_per_account=Rate(10_000, 10_000),
     registrations_per_address=Rate(10_000, 10_000),
     messages_per_user=Rate(10_000, 10_000),
     frames_per_connection=Rate(10_000, 10_000),
+    frames_per_address=Rate(10_000, 10_000),
     flood_strikes=10_000,
     hash_queue=10_000,
     connections_per_address=10_000,
@@ -104,12 +108,15 @@ async def test_a_thousand_wrong_passwords_from_one_address_cost_ten_hashes(
         assert code(await login_reply(client, "victim0", "the-right-password")) == 429
 
 
-async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
+async def test_an_account_takes_five_wrong_passwords_from_an_address_then_one_a_minute(
     start: Start, clock: Clock
 ) -> None:
-    running = await start(login_failures_per_account=Rate(5, 1))
+    running = await start(login_failures_per_account_and_address=Rate(5, 1))
     passwords = running.context.passwords
-    async with open_client(running.url) as client:
+    async with (
+        open_client(running.url) as client,
+        open_client(running.url, local_address="127.0.0.2") as owner,
+    ):
         await client.register("ann", "ann-password")
         await client.register("bob", "bob-password")
         hashed = passwords.computed
@@ -118,7 +125,8 @@ async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
         assert passwords.computed - hashed == 5
         # Even the right password waits: the limit is checked before any hashing.
         assert code(await login_reply(client, "ann", "ann-password")) == 429
-        # Other accounts are not held back.
+        # The owner, from another address, is not held back; nor are other accounts.
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
         assert code(await login_reply(client, "bob", "bob-password")) == 200
         clock.now += 60
         assert code(await login_reply(client, "ann", "ann-password")) == 200
@@ -126,16 +134,63 @@ async def test_an_account_takes_five_wrong_passwords_then_one_a_minute(
         assert code(await login_reply(client, "ann", "ann-password")) == 200
         assert code(await login_reply(client, "ann", "guess")) == 401
         assert code(await login_reply(client, "ann", "ann-password")) == 429
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+
+
+async def test_guesses_from_many_addresses_together_spend_the_accounts_budget(
+    start: Start, clock: Clock
+) -> None:
+    running = await start(
+        login_failures_per_account_and_address=Rate(5, 1), login_failures_per_account=Rate(12, 1)
+    )
+    passwords = running.context.passwords
+    async with open_client(running.url) as client:
+        await client.register("ann", "ann-password")
+    hashed = passwords.computed
+    guessed: list[list[int]] = []
+    for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        async with open_client(running.url, local_address=address) as guesser:
+            guessed.append([code(await login_reply(guesser, "ann", "guess")) for _ in range(6)])
+    assert guessed == [[401] * 5 + [429], [401] * 5 + [429], [401, 401] + [429] * 4]
+    assert passwords.computed - hashed == 12
+    async with open_client(running.url, local_address="127.0.0.5") as owner:
+        # Spent from every address: even the owner's right password waits, unhashed.
+        assert code(await login_reply(owner, "ann", "ann-password")) == 429
+        clock.now += 60  # one more wrong password for the account, from any address
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+        async with open_client(running.url, local_address="127.0.0.4") as guesser:
+            assert code(await login_reply(guesser, "ann", "guess")) == 401
+            assert code(await login_reply(guesser, "ann", "guess")) == 429
+        assert code(await login_reply(owner, "ann", "ann-password")) == 429
 
 
 async def test_delete_user_guesses_count_as_wrong_passwords(start: Start) -> None:
-    running = await start(login_failures_per_account=Rate(2, 1))
+    running = await start(login_failures_per_account_and_address=Rate(2, 1))
     async with open_client(running.url) as client:
         await client.register("ann", "ann-password")
         user = [{"login": "ann", "password": "guess"}]
         frame = {"type": "delete_user", "data": {"user": user}}
         assert [code(await client.request(frame)) for _ in range(4)] == [401, 401, 429, 429]
         assert code(await login_reply(client, "ann", "ann-password")) == 429
+    async with open_client(running.url, local_address="127.0.0.2") as owner:
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+
+
+async def test_by_default_a_guesser_cannot_lock_the_owner_out(start: Start) -> None:
+    defaults = AbuseLimits()
+    running = await start(
+        login_failures_per_account_and_address=defaults.login_failures_per_account_and_address,
+        login_failures_per_account=defaults.login_failures_per_account,
+    )
+    async with open_client(running.url) as owner:
+        await owner.register("ann", "ann-password")
+        async with open_client(running.url, local_address="127.0.0.2") as guesser:
+            user = [{"login": "ann", "password": "guess"}]
+            frame = {"type": "delete_user", "data": {"user": user}}
+            codes = [code(await guesser.request(frame)) for _ in range(10)]
+            assert codes == [401] * 5 + [429] * 5
+        assert code(await login_reply(owner, "ann", "ann-password")) == 200
+        await owner.delete_user("ann", "ann-password")
 
 
 async def test_password_checks_beyond_the_hashing_queue_get_503(
@@ -256,6 +311,65 @@ async def test_frames_beyond_fifty_a_second_get_429_then_the_connection_closes_1
             await flooder.ws.get_message()
         assert closed.value.reason is not None and closed.value.reason.code == 1008
         assert code(await other.request(PING)) == 401  # everyone else is served
+
+
+async def closed_with(client: Client) -> int | None:
+    """Read until the server closes the connection; its close code."""
+    try:
+        while True:
+            await client.ws.get_message()
+    except ConnectionClosed as closed:
+        return None if closed.reason is None else closed.reason.code
+
+
+async def test_an_address_that_keeps_flooding_has_every_connection_closed_1008(
+    start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "morelia_trio")
+    running = await start(frames_per_address=Rate(30, 60), flood_strikes=10)
+    url = running.url
+    async with (
+        open_client(url) as first,
+        open_client(url) as second,
+        open_client(url) as idle,
+        open_client(url, local_address="127.0.0.2") as other,
+    ):
+        assert [code(await first.request(PING)) for _ in range(30)] == [401] * 30
+        replies = [await second.request(PING) for _ in range(9)]  # owed: 1 to 9
+        assert [code(reply) for reply in replies] == [429] * 9
+        assert replies[0]["errors"]["detail"] == "Too many frames from this address; slow down."
+        await second.ws.send_message(PING)  # the 10th owed: every connection is closed
+        assert [await closed_with(client) for client in (second, first, idle)] == [1008] * 3
+        assert code(await other.request(PING)) == 401  # another address is served
+        with trio.fail_after(5):
+            while running.context.guard.connections["127.0.0.1"]:  # noqa: ASYNC110 (no event)
+                await trio.sleep(0.01)
+        async with open_client(url) as again:  # till the debt is paid back: closed at once
+            await again.ws.send_message(PING)
+            assert await closed_with(again) == 1008
+        clock.now += 11  # one a second: the 10 owed, then one to spend
+        async with open_client(url) as later:
+            assert code(await later.request(PING)) == 401
+            assert code(await later.request(PING)) == 429
+    closes = [r.getMessage() for r in caplog.records if "connection closed" in r.getMessage()]
+    assert sum(line.endswith("its address kept flooding (1008)") for line in closes) == 4
+
+
+async def test_connections_flooding_together_are_all_closed_1008(start: Start) -> None:
+    running = await start(frames_per_address=Rate(50, 3000), flood_strikes=100)
+    async with trio.open_nursery() as nursery:
+        codes: list[int | None] = []
+
+        async def flood() -> None:
+            async with open_client(running.url) as client:
+                with contextlib.suppress(ConnectionClosed):
+                    for _ in range(200):
+                        await client.ws.send_message(PING)
+                codes.append(await closed_with(client))
+
+        for _ in range(8):
+            nursery.start_soon(flood)
+    assert codes == [1008] * 8
 
 
 async def test_with_no_limits_nothing_is_refused(deadline: None, morelia_server: Running) -> None:

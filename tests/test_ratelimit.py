@@ -66,3 +66,11 @@ def test_full_buckets_are_forgotten_first_then_the_least_recently_used() -> None
     assert len(buckets) == 3
     assert [buckets.allows(key, 10.0) for key in (3, 4, 5)] == [False] * 3
     assert buckets.allows(2, 10.0)  # forgetting errs towards letting a request through
+
+
+def test_spend_owes_beyond_the_burst_up_to_a_bound_and_the_rate_pays_it_back() -> None:
+    buckets = Buckets[str](Rate(2, 60))  # one a second
+    assert [buckets.spend("a", 0.0, most_owed=3) for _ in range(7)] == [1, 0, -1, -2, -3, -3, -3]
+    assert buckets.spend("a", 3.5, most_owed=3) == -0.5  # 3.5 paid back, one more spent
+    assert buckets.spend("a", 5.0, most_owed=3) == 0.0
+    assert buckets.spend("b", 5.0, most_owed=3) == 1.0  # keys are apart
