@@ -1,26 +1,37 @@
 # Every target installs what it needs into .venv first, so a fresh clone needs only
-# `make run` or `make test`.
+# `make run` or `make test`. `make run` installs the server alone; the others add the test,
+# lint and type-check tools (and `make bench`/`make autobahn` their own). Every install takes
+# the versions pinned in $(LOCK), the ones the tests last passed with (`make lock` renews it).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LOCK := constraints.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(LOCK)
+RUN_INSTALLED := $(VENV)/.installed-run
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
+ARGS ?=
 
-.PHONY: install run test lint typecheck check crash-test fuzz autobahn bench bench-quick clean
+.PHONY: install run test lint typecheck check crash-test fuzz autobahn bench bench-quick lock clean
 
-$(INSTALLED): pyproject.toml
+$(RUN_INSTALLED): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP_INSTALL) -e .
+	touch $(RUN_INSTALLED)
+
+$(INSTALLED): $(RUN_INSTALLED)
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(INSTALLED)
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,autobahn]'
+	$(PIP_INSTALL) -e '.[dev,bench,autobahn]'
 	touch $(BENCH_INSTALLED)
 
 install: $(INSTALLED)
 
-run: $(INSTALLED)
-	$(BIN)/morelia-trio serve
+# Options go through ARGS: make run ARGS="--host 0.0.0.0 --port 9000"
+run: $(RUN_INSTALLED)
+	$(BIN)/morelia-trio serve $(ARGS)
 
 test: $(INSTALLED)
 	$(BIN)/pytest
@@ -58,5 +69,18 @@ bench: $(BENCH_INSTALLED)
 bench-quick: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench --quick
 
+# Renews $(LOCK): the newest releases that pyproject.toml's ranges allow, every extra and
+# every package they pull in, resolved in a throwaway venv. Run `make check` next: the
+# targets above reinstall from the new lock, and that run is what the lock vouches for.
+lock:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet -e '.[dev,bench,autobahn]'
+	{ echo "# The versions the tests passed with: every install of the Makefile, CI and the"; \
+	  echo "# Dockerfile applies them (pip install -c). Made by \`make lock\` on Python $$($(VENV)-lock/bin/python -c 'import platform; print(platform.python_version())')."; \
+	  $(VENV)-lock/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(VENV)-lock
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV)-lock .pytest_cache .mypy_cache .ruff_cache *.egg-info
