@@ -141,8 +141,8 @@ def from_file(path: Path, config_type: type[Config] = Config) -> Layer:
 
     if isinstance(values.get("abuse"), bool):
         layer.no_limits = not values.pop("abuse")
-    for key in NOT_SETTINGS & values.keys():
-        raise SettingError(f"{name((key,))}: unknown key")
+    if set_in_code := sorted(NOT_SETTINGS & values.keys()):
+        raise SettingError(f"{name((set_in_code[0],))}: unknown key")
     _read_rates(layer, name, RATE_IN_FILE_EXPECTED)
     _check(layer, config_type, name, strict=True)
     return layer

@@ -228,13 +228,13 @@ def test_a_wrong_variable_stops_start_up_in_one_line(
     assert not (tmp_path / "data").exists()
 
 
-def test_a_misspelt_variable_is_told_the_likely_one() -> None:
-    done = serve(MORELIA_TIMEOUT_IDEL="5")
+def test_a_misspelt_variable_is_told_the_likely_one(tmp_path: Path) -> None:
+    done = serve("--data-dir", str(tmp_path), MORELIA_TIMEOUT_IDEL="5")
     assert done.stderr.strip().endswith("(did you mean MORELIA_TIMEOUT_IDLE?)")
 
 
-def test_a_non_positive_snapshot_interval_option_is_one_line() -> None:
-    done = serve("--snapshot-interval", "0")
+def test_a_non_positive_snapshot_interval_option_is_one_line(tmp_path: Path) -> None:
+    done = serve("--data-dir", str(tmp_path), "--snapshot-interval", "0")
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["morelia-trio: --snapshot-interval: expected `float` > 0.0"]
 
@@ -317,3 +317,13 @@ def test_printing_hides_every_field_marked_secret() -> None:
 def test_any_text_prints_as_toml_that_reads_back(text: str) -> None:
     printed_text = to_toml(Config(host=text))
     assert tomllib.loads(printed_text)["host"] == text
+
+
+def test_the_readmes_example_file_is_accepted(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Configuration", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "morelia.toml").write_text(example)
+    config = resolve(Config, from_file(tmp_path / "morelia.toml"))
+    assert config.fsync == "batch" and config.limits.max_text_chars == 4000
+    assert config.abuse is not None and config.abuse.flows_per_user == Rate(5, 0.5)
