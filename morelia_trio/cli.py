@@ -6,25 +6,31 @@ import argparse
 import datetime
 import gc
 import logging
-import math
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import msgspec.inspect
 import trio
 
 from . import __version__
-from .config import AbuseLimits, Config, Limits, Rate, Timeouts
+from .config import AbuseLimits, Config, Rate
 from .journal import DataDamaged, StorageFailed
 from .lock import DirectoryInUse
 from .recovery import recover
 from .server import serve
-
-S = TypeVar("S", bound=msgspec.Struct)
+from .settings import (
+    CONFIG_ENV,
+    SettingError,
+    from_args,
+    from_environ,
+    from_file,
+    resolve,
+    to_toml,
+)
 
 # Young objects that CPython's cycle collector lets pile up before it looks at them.
 GC_YOUNG_LIMIT = 50_000
@@ -36,38 +42,54 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     defaults = Config()
-    run = commands.add_parser("serve", help="serve MoreliaTalk over WebSocket at /ws")
-    run.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
+    # No option has a default of its own: absent ones are absent from the parsed arguments,
+    # so that a file or a MORELIA_* variable may set them (see settings.py).
+    run = commands.add_parser(
+        "serve",
+        help="serve MoreliaTalk over WebSocket at /ws",
+        argument_default=argparse.SUPPRESS,
+        epilog="Every option can also be set in the --config file or by a variable: "
+        "MORELIA_ and the option's name in capitals with - as _ (MORELIA_TIMEOUT_IDLE=30). "
+        "Options beat variables, which beat the file.",
+    )
     run.add_argument(
-        "--port",
-        type=int,
-        default=defaults.port,
-        help="port to listen on; 0 picks a free one (%(default)s)",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"a TOML file of settings (also {CONFIG_ENV})",
+    )
+    run.add_argument(
+        "--print-config",
+        action="store_true",
+        default=False,
+        help="print the settings in force, as a file --config reads, and exit",
+    )
+    run.add_argument("--host", help=f"address to listen on ({defaults.host})")
+    run.add_argument(
+        "--port", type=int, help=f"port to listen on; 0 picks a free one ({defaults.port})"
     )
     run.add_argument(
         "--data-dir",
         type=Path,
-        default=defaults.data_dir,
-        help="where snapshots and the journal live (%(default)s)",
+        help=f"where snapshots and the journal live ({defaults.data_dir})",
     )
     run.add_argument(
         "--snapshot-interval",
         type=float,
-        default=defaults.snapshot_interval,
-        help="seconds between snapshots; 'inf' for only on shutdown (%(default)s)",
+        help="seconds between snapshots; 'inf' for only on shutdown "
+        f"({defaults.snapshot_interval})",
     )
     run.add_argument(
         "--fsync",
         choices=["always", "batch", "off"],
-        default=defaults.fsync,
         help="journal durability: always = on disk before the reply (default); "
         "batch = synced every --fsync-batch-ms; off = tests only",
     )
     run.add_argument(
         "--fsync-batch-ms",
         type=float,
-        default=defaults.fsync_batch_ms,
-        help="with --fsync batch: the most a power loss can lose (%(default)s)",
+        help=f"with --fsync batch: the most a power loss can lose ({defaults.fsync_batch_ms})",
     )
     run.add_argument(
         "--no-limits",
@@ -85,9 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_struct_options(run, "timeouts (seconds)", defaults.timeouts, prefix="timeout-")
     run.add_argument(
         "--log-level",
-        default=defaults.log_level,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="(%(default)s)",
+        help=f"({defaults.log_level})",
     )
 
     data = commands.add_parser("data", help="inspect a data directory")
@@ -110,45 +131,38 @@ def _add_struct_options(
             option,
             dest=f"{prefix}{field.name}".replace("-", "_"),
             type=Rate.parse if isinstance(value, Rate) else type(value),
-            default=value,
             metavar="BURST/PER_MINUTE" if isinstance(value, Rate) else None,
             help=f"{described.get('description', '')} ({value})",
         )
 
 
-def _struct_from(args: argparse.Namespace, defaults: S, prefix: str = "") -> S:
-    changes = {
-        name: getattr(args, f"{prefix}{name}".replace("-", "_"))
-        for name in defaults.__struct_fields__
-    }
-    return msgspec.structs.replace(defaults, **changes)
+def config_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
+    """The Config that ``serve``'s options, the environment and the --config file describe.
 
-
-def config_from(args: argparse.Namespace) -> Config:
-    """The Config that ``serve``'s parsed options describe."""
-    return Config(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        snapshot_interval=args.snapshot_interval,
-        fsync=args.fsync,
-        fsync_batch_ms=args.fsync_batch_ms,
-        limits=_struct_from(args, Limits()),
-        abuse=None if args.no_limits else _struct_from(args, AbuseLimits()),
-        timeouts=_struct_from(args, Timeouts(), prefix="timeout-"),
-        log_level=args.log_level,
-        autobahn_echo=args.autobahn_echo,
-    )
+    Raises SettingError, naming the key, variable or option, if one of them is wrong.
+    """
+    environ = {} if environ is None else environ
+    layers = []
+    config_file = args.config if args.config is not None else environ.get(CONFIG_ENV)
+    if config_file is not None:
+        layers.append(from_file(Path(config_file), Config))
+    layers.append(from_environ(environ, Config))
+    layers.append(from_args(args, Config))
+    return resolve(Config, *layers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "data":
         return data_info(args.directory)
-    if args.snapshot_interval <= 0 or math.isnan(args.snapshot_interval):
-        print("morelia-trio: --snapshot-interval must be positive", file=sys.stderr)
-        return 2
-    config = config_from(args)
+    try:
+        config = config_from(args, os.environ)
+    except SettingError as exc:
+        print(f"morelia-trio: {exc}", file=sys.stderr)
+        return 2  # as argparse's own errors
+    if args.print_config:
+        print(to_toml(config), end="")
+        return 0
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -9,6 +9,11 @@ from typing import Annotated, Literal, TypeAlias
 import msgspec
 
 FsyncMode: TypeAlias = Literal["always", "batch", "off"]
+LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# Marks a field whose value `serve --print-config` must never show (a key's password, a URL
+# with credentials): Annotated[str, SECRET].
+SECRET = msgspec.Meta(extra={"secret": True})
 
 
 def usable_cores() -> int:
@@ -27,7 +32,11 @@ def _said(text: str) -> msgspec.Meta:
     return msgspec.Meta(description=text)
 
 
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
+# Every settings struct refuses keys it does not have: a misspelt key in a configuration file
+# stops start-up instead of leaving the default in force unnoticed (see settings.py).
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Sizes a request may not exceed. Above them: 413 (or 1009 for a whole frame)."""
 
     max_frame_bytes: Annotated[int, _said("a bigger frame closes the connection (1009)")] = (
@@ -53,11 +62,12 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     ] = 1024 * 1024
 
 
-class Rate(msgspec.Struct, frozen=True):
+class Rate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A token bucket: ``burst`` at once, refilled at ``per_minute``."""
 
-    burst: int
-    per_minute: float
+    # The bounds hold where a rate is decoded (a configuration file); parse() checks its own.
+    burst: Annotated[int, msgspec.Meta(ge=1)]
+    per_minute: Annotated[float, msgspec.Meta(gt=0)]
 
     def __str__(self) -> str:
         return f"{self.burst}/{self.per_minute:g}"
@@ -72,7 +82,7 @@ class Rate(msgspec.Struct, frozen=True):
         return rate
 
 
-class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
+class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What one address, account, user or connection may do. ``--no-limits``: none of it."""
 
     logins_per_address: Annotated[
@@ -121,7 +131,7 @@ class AbuseLimits(msgspec.Struct, frozen=True, kw_only=True):
     )
 
 
-class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How long the server waits for a peer, in seconds. They hold with --no-limits too."""
 
     handshake: Annotated[float, _said("for the opening handshake")] = 10.0
@@ -146,11 +156,12 @@ class Argon2Params(msgspec.Struct, frozen=True, kw_only=True):
     parallelism: int = 1
 
 
-class Config(msgspec.Struct, frozen=True, kw_only=True):
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000  # 0: let the kernel pick a free port
     data_dir: Path = Path("snapshots")
-    snapshot_interval: float = 60.0  # seconds between snapshots; inf: only on shutdown
+    # seconds between snapshots; inf: only on shutdown
+    snapshot_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     fsync: FsyncMode = "always"
     fsync_batch_ms: float = 50.0  # with fsync "batch": the most a crash can lose
     limits: Limits = Limits()
@@ -158,5 +169,5 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     timeouts: Timeouts = Timeouts()
     argon2: Argon2Params = Argon2Params()
     hash_workers: int | None = None  # concurrent password hashes; None: usable_cores()
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

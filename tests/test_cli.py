@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,12 @@ from morelia_trio.client import open_client
 from morelia_trio.config import AbuseLimits, Limits, Rate, Timeouts
 
 URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
+
+
+def without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment less its MORELIA_ variables, which the server reads as its settings
+    (and refuses, if it does not know them: the test suite's own, such as MORELIA_FUZZ_SEED)."""
+    return {name: value for name, value in environ.items() if not name.startswith("MORELIA_")}
 
 
 class ServerProcess:
@@ -41,6 +48,7 @@ class ServerProcess:
             ],
             stderr=subprocess.PIPE,
             text=True,
+            env=without_settings(os.environ),
             preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
         )
         self.log: list[str] = []
@@ -231,6 +239,7 @@ def serve_once(data_dir: Path, *options: str, as_nobody: bool = False) -> tuple[
         capture_output=True,
         text=True,
         timeout=30,
+        env=without_settings(os.environ),
     )
     told = [line for line in done.stderr.splitlines() if not LOG_LINE.match(line)]
     return done.returncode, told

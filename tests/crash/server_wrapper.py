@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     install_hooks()
     if os.environ.get(CHEAP_ARGON2_ENV) == "1":
         install_cheap_argon2()
+    # Read by now, and the server refuses MORELIA_ variables that are not its settings.
+    for name in (FSYNC_LOG_ENV, BROKEN_FSYNC_ENV, CHEAP_ARGON2_ENV, PARENT_ENV):
+        os.environ.pop(name, None)
     from morelia_trio import cli
 
     return cli.main(sys.argv[1:] if argv is None else argv)
