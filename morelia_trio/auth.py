@@ -14,7 +14,7 @@ import trio
 import trio_parallel
 
 from .config import Argon2Params
-from .errors import ServiceUnavailable
+from .core.errors import ServiceUnavailable
 
 TOKEN_BYTES = 24  # 192 bits
 # glibc's mallopt() parameters (malloc.h)

@@ -19,9 +19,10 @@ import trio
 
 from . import __version__
 from .config import AbuseLimits, Config, Limits, Rate, Timeouts
-from .journal import DataDamaged, StorageFailed
-from .lock import DirectoryInUse
-from .recovery import recover
+from .core.journal_format import DataDamaged
+from .persistence.lock import DirectoryInUse
+from .persistence.port import StorageFailed
+from .persistence.recovery import recover
 from .server import serve
 
 S = TypeVar("S", bound=msgspec.Struct)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import outcome
@@ -23,8 +23,10 @@ from trio_websocket import ConnectionClosed
 
 from morelia_trio import Config, Running, serve
 from morelia_trio.client import Client, RequestFailed, open_client
-from morelia_trio.journal import Journal, StorageFailed, journal_name
-from morelia_trio.recovery import recover
+from morelia_trio.core.journal_format import journal_name
+from morelia_trio.persistence.journal_writer import Journal
+from morelia_trio.persistence.port import StorageFailed
+from morelia_trio.persistence.recovery import recover
 from tests.test_journal import make_events
 
 REFUSED = "The server cannot store changes right now."
@@ -306,7 +308,7 @@ async def test_a_failed_fsync_stops_the_server_even_for_a_full_disk(
 
     def break_disk(running: Running) -> None:
         nonlocal journal_fd
-        journal_fd = running.store.journal._fd
+        journal_fd = cast(Journal, running.store.event_log)._fd
 
     monkeypatch.setattr(os, "fsync", fsync)
     acknowledged = await _fail_stop(morelia_config, break_disk)

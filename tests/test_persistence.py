@@ -20,25 +20,28 @@ import msgspec
 import pytest
 import trio
 
-from morelia_trio import Config, Running, serve, snapshots
+from morelia_trio import Config, Running, serve
 from morelia_trio.client import Client, RequestFailed, open_client
-from morelia_trio.journal import (
+from morelia_trio.core import snapshot_format
+from morelia_trio.core.events import MessageSent
+from morelia_trio.core.journal_format import (
     DataDamaged,
-    Journal,
     encode_end,
     encode_record,
     journal_files,
     journal_name,
     scan,
 )
-from morelia_trio.lock import DirectoryInUse
-from morelia_trio.models import Message, MessageSent
-from morelia_trio.recovery import recover
-from morelia_trio.server import write_snapshot
+from morelia_trio.core.records import Message
+from morelia_trio.persistence import snapshots
+from morelia_trio.persistence.journal_writer import Journal
+from morelia_trio.persistence.lock import DirectoryInUse
+from morelia_trio.persistence.recovery import recover
+from morelia_trio.persistence.snapshots import write_snapshot
 
 from .helpers import Frame, creds, doc
 
-SNAPSHOT = snapshots.SNAPSHOT_NAME
+SNAPSHOT = snapshot_format.SNAPSHOT_NAME
 
 
 @asynccontextmanager
@@ -466,11 +469,15 @@ def flip(data: bytes, offset: int) -> bytes:
 
 
 def unknown_format(data: bytes) -> bytes:
-    start = len(snapshots.MAGIC) + snapshots.HEADER.size
+    start = len(snapshot_format.MAGIC) + snapshot_format.HEADER.size
     root = msgspec.msgpack.decode(data[start:])
     root["format"] += 1
     payload = msgspec.msgpack.encode(root)
-    return snapshots.MAGIC + snapshots.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return (
+        snapshot_format.MAGIC
+        + snapshot_format.HEADER.pack(len(payload), zlib.crc32(payload))
+        + payload
+    )
 
 
 def damaged(data: bytes, damage: str) -> bytes:
@@ -609,11 +616,11 @@ async def test_a_stop_under_load_leaves_a_journal_that_reaches_the_final_snapsho
                     for client in clients[:4]:
                         nursery.start_soon(client.send, general, "being written at the stop")
                     await trio.sleep(0.02)  # they are being written, slowly
-                    written = server.store.journal.appended
+                    written = server.store.event_log.appended
                     for client in clients[4:]:
                         nursery.start_soon(client.send, general, "waiting at the stop")
                     await trio.sleep(0.01)  # applied, waiting for the first write to end
-                    appended = server.store.journal.appended
+                    appended = server.store.event_log.appended
                     nursery.cancel_scope.cancel()
         monkeypatch.undo()
         snapshot = snapshots.read(morelia_config.data_dir / SNAPSHOT)

@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morelia_trio.config import Limits
-from morelia_trio.core import Credentials
-from morelia_trio.errors import UnsupportedMediaType
-from morelia_trio.protocol import (
+from morelia_trio.core.errors import UnsupportedMediaType
+from morelia_trio.core.protocol import (
     ERRORS_TYPE,
     PARSERS,
     AllMessages,
@@ -34,7 +33,8 @@ from morelia_trio.protocol import (
     parse_id,
     plain_words,
 )
-from morelia_trio.replies import Answer, render
+from morelia_trio.core.records import Credentials
+from morelia_trio.core.replies import Answer, render
 
 from .helpers import check_doc_reply, check_list_reply
 

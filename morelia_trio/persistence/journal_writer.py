@@ -1,15 +1,10 @@
-"""The journal: every event, appended and made durable before anyone hears of it.
+"""The journal writer: every event, appended and made durable before anyone hears of it.
 
-A data directory holds ``journal-<first seq>.log`` files of records, each record being
+The records and files are ``core.journal_format``'s; this is the trio task that writes them,
+many callers sharing one fsync (group commit). A snapshot covers every record up to its
+``seq``; the files it covers are deleted after it is safely written.
 
-    length u32 | seq u64 | payload crc32 u32 | header crc32 u32 | payload (msgpack event)
-
-with consecutive sequence numbers. A snapshot covers every record up to its ``seq``; the
-files it covers are deleted after it is safely written. The pure part (``encode_record``,
-``scan``) knows nothing of trio; ``Journal`` is the writer task.
-
-A file the journal moved on from ends with an end-of-file marker: a record header whose
-length is 0 and whose seq is the first of the next file. So a missing newest file is
+A file the journal moved on from ends with an end-of-file marker, so a missing newest file is
 noticed: the file before it names it. The marker is written only once the next file's
 name is on disk (and the records before it are synced), so no crash can leave a marker
 naming a file that never existed; files written before markers existed simply have none.
@@ -29,54 +24,29 @@ import collections
 import errno
 import logging
 import os
-import struct
-import zlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import msgspec
 import outcome
 import trio
 
-from .config import FsyncMode
-from .errors import ServiceUnavailable
-from .models import AnyEvent
+from ..config import FsyncMode
+from ..core.events import AnyEvent
+from ..core.journal_format import (
+    encode_end,
+    encode_event,
+    encode_record,
+    journal_files,
+    journal_name,
+)
+from .files import fsync_directory
+from .port import StorageFailed, Waker, refused
 
 log = logging.getLogger(__name__)
 
-HEADER: Final = struct.Struct("<IQII")
-MAX_RECORD: Final = 64 * 1024 * 1024  # no event comes near this; a bigger length is damage
-_encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final[msgspec.msgpack.Decoder[AnyEvent]] = msgspec.msgpack.Decoder(AnyEvent)
-
-
 NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT})  # a write may succeed once room is made
 PROBE_INTERVAL: Final = 1.0  # seconds between changes let through to try a degraded journal
-
-Answer: TypeAlias = Callable[[outcome.Outcome[Any]], None]
-
-
-def refused() -> ServiceUnavailable:
-    return ServiceUnavailable("The server cannot store changes right now.")
-
-
-class DataDamaged(Exception):
-    """A data file is damaged somewhere a crash cannot explain: refuse to guess.
-
-    ``offset`` is None when the damage is a file that is missing altogether.
-    """
-
-    def __init__(self, path: Path, offset: int | None, reason: str) -> None:
-        where = "" if offset is None else f" at byte offset {offset}"
-        super().__init__(f"{path}: {reason}{where}")
-        self.path = path
-        self.offset = offset
-        self.reason = reason
-
-
-class StorageFailed(Exception):
-    """Writing or syncing the journal failed: the server must stop acknowledging."""
 
 
 class _OutOfRoom(Exception):
@@ -87,87 +57,6 @@ class _OutOfRoom(Exception):
         self.error = error
         self.path = path
         self.kept = kept  # every record up to this one is in the file (and synced)
-
-
-def encode_record(seq: int, payload: bytes) -> bytes:
-    head = struct.pack("<IQI", len(payload), seq, zlib.crc32(payload))
-    return head + struct.pack("<I", zlib.crc32(head)) + payload
-
-
-def encode_end(next_seq: int) -> bytes:
-    """The end-of-file marker of a file the journal left for ``journal_name(next_seq)``."""
-    return encode_record(next_seq, b"")
-
-
-def decode_event(payload: bytes) -> AnyEvent:
-    return _decoder.decode(payload)
-
-
-def journal_name(first_seq: int) -> str:
-    return f"journal-{first_seq:016d}.log"
-
-
-def journal_files(directory: Path) -> list[tuple[int, Path]]:
-    """The journal files in a directory, as (first seq, path), oldest first."""
-    found = []
-    # os.listdir, not Path.glob: glob finds nothing in a directory it may not read, which
-    # would start an empty server over a full journal.
-    for name in os.listdir(directory):
-        number = name[len("journal-") : -len(".log")]
-        if name.startswith("journal-") and name.endswith(".log") and number.isdigit():
-            found.append((int(number), directory / name))
-    return sorted(found)
-
-
-class Scan(msgspec.Struct):
-    records: list[tuple[int, bytes]]  # (seq, payload)
-    end: int  # offset just past the last good record
-    torn: str | None = None  # why the bytes after ``end`` were taken for a torn write
-    follows: int | None = None  # the end-of-file marker's next seq: the file was left for it
-
-
-def scan(data: bytes, path: Path) -> Scan:
-    """Split a journal file into records.
-
-    Only the end of a file may be damaged by a crash (the process died mid-write, or the
-    power failed before an fsync). What could be such a torn tail is reported in ``torn``;
-    damage anywhere else raises DataDamaged naming the file and offset.
-    """
-    records: list[tuple[int, bytes]] = []
-    offset = 0
-    size = len(data)
-    while offset < size:
-        rest = size - offset
-        if rest < HEADER.size:
-            return Scan(records, offset, f"{rest} bytes of an unfinished record header")
-        length, seq, payload_crc, header_crc = HEADER.unpack_from(data, offset)
-        if zlib.crc32(data[offset : offset + HEADER.size - 4]) != header_crc:
-            if not any(data[offset:]):
-                return Scan(records, offset, f"{rest} zero bytes after the last record")
-            if not any(data[offset + HEADER.size :]):  # the header only partly reached the disk
-                return Scan(records, offset, "a last record header partly written, then zeros")
-            raise DataDamaged(path, offset, "record header fails its checksum")
-        if length > MAX_RECORD:
-            raise DataDamaged(path, offset, f"record length {length} is impossible")
-        if length == 0:  # the end-of-file marker: nothing is ever written after it
-            if offset + HEADER.size != size:
-                raise DataDamaged(path, offset + HEADER.size, "bytes after the end-of-file marker")
-            return Scan(records, offset, follows=seq)
-        end = offset + HEADER.size + length
-        if end > size:
-            return Scan(
-                records,
-                offset,
-                f"record {seq} is cut short ({rest} of {HEADER.size + length} bytes)",
-            )
-        payload = data[offset + HEADER.size : end]
-        if zlib.crc32(payload) != payload_crc:
-            if end == size:
-                return Scan(records, offset, f"the last record ({seq}) fails its checksum")
-            raise DataDamaged(path, offset, f"record {seq} fails its checksum")
-        records.append((seq, payload))
-        offset = end
-    return Scan(records, offset)
 
 
 # --- the writer -------------------------------------------------------------------------------
@@ -209,10 +98,10 @@ class Journal:
         self._next_probe = float("-inf")
         self._pending: list[bytes | _Rotate] = [_Rotate(next_seq)]
         self._has_work = trio.Event()
-        self._waiting: collections.deque[tuple[int, Answer, outcome.Outcome[Any]]] = (
+        self._waiting: collections.deque[tuple[int, Waker, outcome.Outcome[Any]]] = (
             collections.deque()
         )  # answers held until their record is durable, in sequence order
-        self._rotated: list[tuple[Answer, outcome.Outcome[Any]]] = []  # answered once moved on
+        self._rotated: list[tuple[Waker, outcome.Outcome[Any]]] = []  # answered once moved on
         self._fd: int | None = None
         self._first_seq = 0  # of the open file
         self._path = directory / journal_name(next_seq)  # the file being appended to
@@ -231,7 +120,7 @@ class Journal:
         """
         if self.failure is not None or (self.degraded is not None and not probe):
             raise refused()
-        payload = _encoder.encode(event)  # first: an event it cannot encode leaves no gap
+        payload = encode_event(event)  # first: an event it cannot encode leaves no gap
         self.appended += 1
         self._pending.append(encode_record(self.appended, payload))
         self._has_work.set()
@@ -262,7 +151,7 @@ class Journal:
         await done.wait()
         return heard[0]
 
-    def rotate(self, answer: Answer, result: outcome.Outcome[Any]) -> None:
+    def rotate(self, answer: Waker, result: outcome.Outcome[Any]) -> None:
         """Start a new file with the next record (a snapshot covers everything before it);
         give ``result`` to ``answer`` once the new file is on disk and everything before it
         synced, so a snapshot written after that is always followed by its journal file."""
@@ -273,7 +162,7 @@ class Journal:
         self._rotated.append((answer, result))
         self._has_work.set()
 
-    def deliver(self, answer: Answer, result: outcome.Outcome[Any], seq: int) -> None:
+    def deliver(self, answer: Waker, result: outcome.Outcome[Any], seq: int) -> None:
         """Give ``result`` to ``answer`` once record ``seq`` is as durable as the mode promises.
 
         With fsync "always" that is on disk; with "batch", written to the file (a crash of
@@ -405,7 +294,7 @@ class Journal:
         self._settle(full.kept)
 
     def _settle(self, last: int) -> None:
-        """Answer every caller whose record is at most ``last``; refuse those never written."""
+        """Waker every caller whose record is at most ``last``; refuse those never written."""
         waiting = self._waiting
         while waiting and waiting[0][0] <= last:
             _, answer, result = waiting.popleft()
@@ -506,16 +395,3 @@ class Journal:
         if not files or files[-1][0] >= first_seq:
             return None  # a fresh journal, or it goes on in the newest file
         return os.open(files[-1][1], os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def iter_events(records: list[tuple[int, bytes]]) -> Iterator[tuple[int, AnyEvent]]:
-    for seq, payload in records:
-        yield seq, decode_event(payload)

@@ -16,9 +16,8 @@ from typing import Annotated, Final, TypeAlias, TypeVar
 
 import msgspec
 
+from ..config import Limits
 from .accounts import email_problem, login_problem
-from .config import Limits
-from .core import Credentials, NewMessage
 from .errors import (
     BadRequest,
     MoreliaError,
@@ -27,7 +26,7 @@ from .errors import (
     UnsupportedMediaType,
     VersionNotSupported,
 )
-from .models import FLOW_TYPES, Attachment, FlowType
+from .records import FLOW_TYPES, Attachment, Credentials, FlowType, MessageContent
 
 Id: TypeAlias = int | str
 Bytes: TypeAlias = str | int | list[int]  # auth_id: a string, though the document says bytes
@@ -128,7 +127,7 @@ class UserInfo(msgspec.Struct, frozen=True):
 class SendMessage(msgspec.Struct, frozen=True):
     creds: Credentials
     flow_id: int
-    message: NewMessage
+    message: MessageContent
 
 
 class AllMessages(msgspec.Struct, frozen=True):
@@ -519,7 +518,7 @@ def parse_send_message(data: DataIn, limits: Limits) -> SendMessage:
     if message is None:
         raise UnsupportedMediaType("The field message is required.")
     file = message.file or FileIn()
-    new = NewMessage(
+    new = MessageContent(
         text=_optional(message.text, "message.text", limits.max_text_chars),
         picture=_attachment(message.file_picture or file.picture, "message.file.picture", limits),
         video=_attachment(message.file_video or file.video, "message.file.video", limits),

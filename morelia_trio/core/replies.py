@@ -12,9 +12,9 @@ from typing import Final, TypeAlias
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .core import Listing
-from .models import Attachment, Flow, FlowType, Message, User
 from .protocol import Dialect
+from .queries import Listing
+from .records import Attachment, Flow, FlowType, Message, User
 
 # --- what a handler answers with --------------------------------------------------------------
 
