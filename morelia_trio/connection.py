@@ -18,7 +18,8 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from .core.errors import InternalError, MoreliaError, TooManyRequests
-from .core.protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
+from .core.frames import Dialect
+from .core.protocol import ERRORS_TYPE, FrameError, decode_request
 from .core.replies import Answer, render
 from .handlers import Context, handle
 from .logtext import for_log

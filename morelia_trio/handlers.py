@@ -16,15 +16,16 @@ from .auth import Passwords, new_token
 from .config import Limits, Timeouts
 from .core import commands, queries
 from .core.errors import Forbidden, Unauthorized
+from .core.frames import Dialect
 from .core.paging import Bounds
-from .core.protocol import (
+from .core.replies import OK, Answer, Sent, Token
+from .core.requests import (
     AddFlow,
     AllFlow,
     AllMessages,
     Authentication,
     DeleteMessage,
     DeleteUser,
-    Dialect,
     EditMessage,
     GetUpdate,
     PingPong,
@@ -33,7 +34,6 @@ from .core.protocol import (
     SendMessage,
     UserInfo,
 )
-from .core.replies import OK, Answer, Sent, Token
 from .core.sizes import REPLY_ENVELOPE
 from .core.state import State
 from .guard import Guard

@@ -26,7 +26,7 @@ from .sizes import json_size, message_content
 from .state import State, hash_token
 
 GENERAL_TITLE = "General"
-MAX_ID = 2**31 - 1  # ids the server hands out (a client's schema may hold them in 32 bits)
+MAX_ISSUED_ID = 2**31 - 1  # ids the server hands out (a client's schema may hold them in 32 bits)
 
 
 def bootstrap(state: State, now: float) -> FlowAdded | None:
@@ -56,7 +56,7 @@ def register_user(
     canonical = canonical_login(login)  # every login registered is indexed by its form
     if canonical in state.canonical_logins or canonical in state.shared_logins:
         raise Conflict("The login in the field user.login is taken already.")
-    if state.next_user_id > MAX_ID:
+    if state.next_user_id > MAX_ISSUED_ID:
         raise Conflict("This server cannot hold more users.")
     time = state.now(now)
     user = User(
@@ -112,7 +112,7 @@ def add_flow(
     for user_id in users:
         if user_id not in state.users:
             raise NotFound("The field flow.users names a user that does not exist.")
-    if state.next_flow_id > MAX_ID:
+    if state.next_flow_id > MAX_ISSUED_ID:
         raise Conflict("This server cannot hold more flows.")
     time = state.now(now)
     flow = Flow(
@@ -143,7 +143,7 @@ def send_message(
         quoted = state.messages.get(new.reply_to)
         if quoted is None or quoted.flow_id != flow_id:
             raise NotFound("The field message.reply_to names no message in this flow.")
-    if state.next_message_id > MAX_ID:
+    if state.next_message_id > MAX_ISSUED_ID:
         raise Conflict("This server cannot hold more messages.")
     time = state.now(now)
     message = Message(

@@ -12,7 +12,7 @@ from typing import Final, TypeAlias
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .protocol import Dialect
+from .frames import Dialect
 from .queries import Listing
 from .records import Attachment, Flow, FlowType, Message, User
 
