@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 import msgspec
 import outcome
@@ -35,6 +35,7 @@ from .persistence.port import EventLog, StorageFailed, refused
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 QUEUE = 1024  # jobs waiting for the owner; beyond it, callers wait to hand theirs over
 
@@ -78,8 +79,10 @@ class Store:
         self.commands = 0
         self.queries = 0
 
-    async def call(self, fn: Callable[..., T], *args: object) -> T:
+    async def call(self, fn: Callable[[State, *Args], T], *args: *Args) -> T:
         """Run ``fn(state, *args)`` in the owner and return its result once it is durable.
+
+        Typed so that mypy checks ``args`` against ``fn``'s parameters after the state.
 
         Raises:
             MoreliaError: whatever ``fn`` raised for the client to hear.
@@ -143,16 +146,17 @@ def _carry_out(job: Job[Any], state: State, event_log: EventLog, store: Store) -
         job.answer(outcome.Error(exc))
         return None
     if isinstance(result, Event):
+        event = cast("AnyEvent", result)  # every Event subclass is one of AnyEvent
         if event_log.take_probe():
-            return result  # type: ignore[return-value]  # an AnyEvent
+            return event
         try:
-            seq = event_log.append(result)  # type: ignore[arg-type]  # an AnyEvent
+            seq = event_log.append(event)
         # The journal refuses changes (a MoreliaError, the client hears 503), or a bug made
         # an event it cannot encode (a 500): either way nothing was changed, so serve on.
         except Exception as exc:
             job.answer(outcome.Error(exc))
             return None
-        apply(state, result)  # type: ignore[arg-type]
+        apply(state, event)
         state.seq = seq
         store.commands += 1
     else:
