@@ -88,8 +88,8 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             )
             watchdog = Watchdog(config.timeouts)
             nursery.start_soon(watchdog.run)
-            # Before listening: a worker's start (spawn, imports: about 0.3 s of CPU) would
-            # otherwise slow the first requests (first history page 12.4 ms, not 2.7).
+            # Before listening: a worker's start (a spawn and its imports) would otherwise
+            # slow the first requests several times over.
             await passwords.start_workers()
             try:
                 listener = await nursery.start(
