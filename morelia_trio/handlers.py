@@ -15,10 +15,10 @@ import msgspec
 from .auth import Passwords, new_token
 from .config import Limits, Timeouts
 from .core import commands, queries
+from .core.answers import OK, Answer, Sent, Token
 from .core.errors import Forbidden, Unauthorized
 from .core.frames import Dialect
 from .core.paging import Bounds
-from .core.replies import OK, Answer, Sent, Token
 from .core.requests import (
     AddFlow,
     AllFlow,

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 from morelia_trio import Running, serve
 from morelia_trio.client import Client, open_client
 from morelia_trio.config import AbuseLimits, Config, Limits, Rate
+from morelia_trio.core.answers import Answer
 from morelia_trio.core.frames import Dialect
 from morelia_trio.core.queries import Listing
 from morelia_trio.core.records import Flow, Message, User
-from morelia_trio.core.replies import Answer, render
+from morelia_trio.core.replies import render
 from morelia_trio.core.sizes import (
     MESSAGE_KEYS,
     REPLY_ENVELOPE,

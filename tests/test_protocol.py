@@ -12,13 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morelia_trio.config import Limits
+from morelia_trio.core.answers import Answer
 from morelia_trio.core.errors import UnsupportedMediaType
 from morelia_trio.core.frames import Dialect, Envelope
 from morelia_trio.core.parsers import PARSERS, parse_id
 from morelia_trio.core.plain_words import plain_words
 from morelia_trio.core.protocol import ERRORS_TYPE, FrameError, decode_request
 from morelia_trio.core.records import Credentials
-from morelia_trio.core.replies import Answer, render
+from morelia_trio.core.replies import render
 from morelia_trio.core.requests import (
     AllMessages,
     Authentication,
