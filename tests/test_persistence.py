@@ -34,7 +34,7 @@ from morelia_trio.core.journal_format import (
 )
 from morelia_trio.core.records import Message
 from morelia_trio.persistence import snapshots
-from morelia_trio.persistence.journal_writer import Journal
+from morelia_trio.persistence.journal_file import JournalFile
 from morelia_trio.persistence.lock import DirectoryInUse
 from morelia_trio.persistence.recovery import recover
 from morelia_trio.persistence.snapshots import write_snapshot
@@ -313,13 +313,13 @@ async def test_no_reply_comes_before_what_it_shows_is_on_disk(
     With fsync "batch" (synced only every 10 s here) "the disk" is the journal file: what a
     crash of the process leaves, the copy below. Only a power loss may take more."""
     morelia_config = msgspec.structs.replace(morelia_config, fsync=fsync, fsync_batch_ms=10_000)
-    real_write = Journal._write
+    real_write = JournalFile.write
 
-    def slow_write(journal: Journal, items: list[Any], sync: bool) -> None:
+    def slow_write(file: JournalFile, items: list[Any], first: int, sync: bool) -> None:
         time.sleep(0.03)
-        real_write(journal, items, sync)
+        real_write(file, items, first, sync)
 
-    monkeypatch.setattr(Journal, "_write", slow_write)
+    monkeypatch.setattr(JournalFile, "write", slow_write)
     seen_early = 0
     with trio.fail_after(20):
         async with (
@@ -595,13 +595,13 @@ async def test_a_stop_under_load_leaves_a_journal_that_reaches_the_final_snapsho
 ) -> None:
     """Changes applied but not yet written when the server stops are written before the
     final snapshot, which says the journal reaches it."""
-    real_write = Journal._write
+    real_write = JournalFile.write
 
-    def slow_write(journal: Journal, items: list[Any], sync: bool) -> None:
+    def slow_write(file: JournalFile, items: list[Any], first: int, sync: bool) -> None:
         time.sleep(0.05)
-        real_write(journal, items, sync)
+        real_write(file, items, first, sync)
 
-    monkeypatch.setattr(Journal, "_write", slow_write)
+    monkeypatch.setattr(JournalFile, "write", slow_write)
     with trio.fail_after(20):
         async with running(morelia_config) as server:
             async with open_client(server.url) as ann:

@@ -21,49 +21,25 @@ cache can no longer be trusted) stops the server.
 from __future__ import annotations
 
 import collections
-import errno
 import logging
-import os
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
 import outcome
 import trio
 
 from ..config import FsyncMode
 from ..core.events import AnyEvent
 from ..core.journal_format import (
-    encode_end,
     encode_event,
     encode_record,
-    journal_files,
-    journal_name,
 )
-from .files import fsync_directory
+from .journal_file import JournalFile, OutOfRoom, Rotate
 from .port import StorageFailed, Waker, refused
 
 log = logging.getLogger(__name__)
 
-NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT})  # a write may succeed once room is made
 PROBE_INTERVAL: Final = 1.0  # seconds between changes let through to try a degraded journal
-
-
-class _OutOfRoom(Exception):
-    """A write found the disk full; the journal was cut back to end with record ``kept``."""
-
-    def __init__(self, error: OSError, path: Path, kept: int) -> None:
-        super().__init__(f"{path}: {error.strerror or error}")
-        self.error = error
-        self.path = path
-        self.kept = kept  # every record up to this one is in the file (and synced)
-
-
-# --- the writer -------------------------------------------------------------------------------
-
-
-class _Rotate(msgspec.Struct, frozen=True):
-    first_seq: int
 
 
 class Journal:
@@ -96,16 +72,13 @@ class Journal:
         # rebuild never reads a file list that a snapshot's clean-up is pruning.
         self.files_lock = trio.Lock()
         self._next_probe = float("-inf")
-        self._pending: list[bytes | _Rotate] = [_Rotate(next_seq)]
+        self._pending: list[bytes | Rotate] = [Rotate(next_seq)]
         self._has_work = trio.Event()
         self._waiting: collections.deque[tuple[int, Waker, outcome.Outcome[Any]]] = (
             collections.deque()
         )  # answers held until their record is durable, in sequence order
         self._rotated: list[tuple[Waker, outcome.Outcome[Any]]] = []  # answered once moved on
-        self._fd: int | None = None
-        self._first_seq = 0  # of the open file
-        self._path = directory / journal_name(next_seq)  # the file being appended to
-        self._size = 0  # bytes of whole records in it
+        self._file = JournalFile(directory, next_seq)
         self._unsynced = False  # batch mode: written but not yet synced
         self._last_sync = float("-inf")
         self.batches = 0  # statistics: how many writes (and fsyncs) served the records
@@ -158,7 +131,7 @@ class Journal:
         if self.failure is not None or self.degraded is not None:
             answer(outcome.Error(refused()))
             return
-        self._pending.append(_Rotate(self.appended + 1))
+        self._pending.append(Rotate(self.appended + 1))
         self._rotated.append((answer, result))
         self._has_work.set()
 
@@ -199,9 +172,7 @@ class Journal:
                     with trio.CancelScope(shield=True):
                         await self._finish()
             finally:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
+                self._file.close()
 
     async def _finish(self) -> None:
         """Write and sync what is still queued (the server is stopping).
@@ -212,17 +183,17 @@ class Journal:
         items, self._pending = self._pending, []
         if not any(isinstance(item, bytes) for item in items):
             items = []  # no change since the start: no new file either
-        if not items and self._fd is None:
+        if not items and self._file.fd is None:
             return
         try:
-            await trio.to_thread.run_sync(self._write, items, True)
-        except _OutOfRoom as full:  # what did not fit was never acknowledged
+            await trio.to_thread.run_sync(self._file.write, items, self.durable + 1, True)
+        except OutOfRoom as full:  # what did not fit was never acknowledged
             self._degrade(full, trio.current_time())
             return
         except OSError as exc:
             self.failure = exc
             raise StorageFailed(
-                f"the journal {self._path} could not be written: {exc.strerror or exc}"
+                f"the journal {self._file.path} could not be written: {exc.strerror or exc}"
             ) from exc
         self.durable = self.appended
 
@@ -241,13 +212,13 @@ class Journal:
         )
         first, last = self.durable + 1, self.appended
         try:
-            if self.mode == "off" and not any(isinstance(item, _Rotate) for item in items):
+            if self.mode == "off" and not any(isinstance(item, Rotate) for item in items):
                 # Into the page cache, on the trio thread: a thread hop per batch cost more
                 # than the write. Only "off" may: with memory short, a write can block.
-                self._write(items, sync=False)
+                self._file.write(items, self.durable + 1, sync=False)
             else:
-                await trio.to_thread.run_sync(self._write, items, sync)
-        except _OutOfRoom as full:
+                await trio.to_thread.run_sync(self._file.write, items, self.durable + 1, sync)
+        except OutOfRoom as full:
             self._degrade(full, now)
             for answer, _ in rotated:  # no snapshot this time: its journal may not follow it
                 answer(outcome.Error(refused()))
@@ -258,7 +229,7 @@ class Journal:
             for answer, _ in rotated:
                 answer(outcome.Error(refused()))
             raise StorageFailed(
-                f"the journal {self._path} could not be written: {exc.strerror or exc}"
+                f"the journal {self._file.path} could not be written: {exc.strerror or exc}"
             ) from exc
         if sync:
             self._last_sync = now
@@ -269,12 +240,12 @@ class Journal:
         self.durable = last
         if self.degraded is not None and last >= first:
             self.degraded = None
-            log.warning("Journal %s has room again: changes are accepted", self._path)
+            log.warning("Journal %s has room again: changes are accepted", self._file.path)
         self._settle(last)
         for answer, result in rotated:
             answer(result)
 
-    def _degrade(self, full: _OutOfRoom, now: float) -> None:
+    def _degrade(self, full: OutOfRoom, now: float) -> None:
         """After a write found no room: forget every record after ``full.kept``."""
         if self.degraded is None:
             log.error(
@@ -287,7 +258,7 @@ class Journal:
         self.durable = self.appended = full.kept
         # Records queued meanwhile follow the lost ones; a rotation queued meanwhile would
         # name its file after a number that is handed out again. The first file must exist.
-        self._pending = [] if self._fd is not None else [_Rotate(full.kept + 1)]
+        self._pending = [] if self._file.fd is not None else [Rotate(full.kept + 1)]
         self._has_work = trio.Event()
         self._unsynced = False  # cutting the file synced it (or the failed rotation did)
         self._last_sync = now
@@ -304,94 +275,3 @@ class Journal:
             while waiting:
                 _, answer, _ = waiting.popleft()
                 answer(outcome.Error(refused()))
-
-    def _write(self, items: list[bytes | _Rotate], sync: bool) -> None:
-        """Write ``items`` (the records after ``durable``), then sync if asked.
-
-        Raises:
-            _OutOfRoom: no room; the file was cut back to its last whole record and synced.
-            OSError: anything else.
-        """
-        first = self.durable + 1  # the first record of the chunk being gathered
-        chunk: list[bytes] = []
-        for item in items:
-            if isinstance(item, _Rotate):
-                self._append_chunk(chunk, first)
-                chunk = []
-                self._open(item.first_seq)
-                first = item.first_seq
-            else:
-                chunk.append(item)
-        self._append_chunk(chunk, first)
-        if sync and self._fd is not None:
-            os.fsync(self._fd)
-
-    def _append_chunk(self, chunk: list[bytes], first: int) -> None:
-        if not chunk:
-            return
-        data = b"".join(chunk)
-        try:
-            self._write_all(data)
-        except OSError as exc:
-            if exc.errno not in NO_ROOM:
-                raise
-            # Whatever part of the chunk got in goes again, so the file ends with a whole
-            # record; synced, or a power loss could bring back records their callers were
-            # told are not stored.
-            assert self._fd is not None
-            os.ftruncate(self._fd, self._size)
-            os.fsync(self._fd)
-            raise _OutOfRoom(exc, self._path, first - 1) from exc
-        self._size += len(data)
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            assert self._fd is not None
-            written = os.write(self._fd, view)  # a short write is retried, never dropped
-            view = view[written:]
-
-    def _open(self, first_seq: int) -> None:
-        """Move on to ``journal_name(first_seq)``; mark the file left behind as ended."""
-        if self._fd is not None and first_seq == self._first_seq:
-            return  # nothing was appended since the last move: stay
-        left, self._fd = self._fd, None
-        if left is None:
-            left = self._open_newest_before(first_seq)
-        try:
-            if left is not None:
-                os.fsync(left)  # its records first: the new file must not outlive them
-            path = self.directory / journal_name(first_seq)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                if exc.errno not in NO_ROOM:
-                    raise
-                # The file left behind goes on; reopened (and marked) when room is made.
-                raise _OutOfRoom(exc, path, first_seq - 1) from exc
-            self._fd, self._path, self._size = fd, path, os.fstat(fd).st_size
-            self._first_seq = first_seq
-            fsync_directory(self.directory)  # the new name itself must survive a crash
-            if left is not None:  # only now: a marker must never name a file not on disk
-                self._mark_end(left, first_seq)
-        finally:
-            if left is not None:
-                os.close(left)
-
-    def _mark_end(self, left: int, next_seq: int) -> None:
-        try:
-            os.write(left, encode_end(next_seq))
-            os.fsync(left)
-        except OSError as exc:
-            # Without room the file simply goes unmarked, as files written before markers
-            # existed are (a part of a marker reads as a torn tail): only the check that
-            # its successor is there is lost.
-            if exc.errno not in NO_ROOM:
-                raise
-
-    def _open_newest_before(self, first_seq: int) -> int | None:
-        """At start-up: the newest file a previous run wrote, if the journal moves on from it."""
-        files = journal_files(self.directory)
-        if not files or files[-1][0] >= first_seq:
-            return None  # a fresh journal, or it goes on in the newest file
-        return os.open(files[-1][1], os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
