@@ -8,8 +8,6 @@ Times and tokens come in as arguments.
 
 from __future__ import annotations
 
-import msgspec
-
 from .accounts import canonical_login
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from .events import (
@@ -151,7 +149,15 @@ def send_message(
         flow_id=flow_id,
         author_id=author,
         time=time,
-        **msgspec.structs.asdict(new),
+        # Spelled out: building from asdict(new) cost several times as much per message.
+        text=new.text,
+        picture=new.picture,
+        video=new.video,
+        audio=new.audio,
+        document=new.document,
+        emoji=new.emoji,
+        reply_to=new.reply_to,
+        client_id=new.client_id,
     )
     if quota is not None:
         _check_quota(state, author, message_content(message), quota)
