@@ -16,9 +16,12 @@ from pathlib import Path
 import argon2
 import msgspec
 
-from morelia_trio import core, snapshots
 from morelia_trio.config import Argon2Params
-from morelia_trio.models import AnyEvent
+from morelia_trio.core import commands, snapshot_format
+from morelia_trio.core.events import AnyEvent
+from morelia_trio.core.records import Credentials, MessageContent
+from morelia_trio.core.state import State, apply, capture
+from morelia_trio.persistence.files import write_atomic
 
 GENERAL_FLOW = 1
 STORM_PASSWORD = "storm-password"  # a benchmark account only
@@ -52,7 +55,7 @@ def build(
     directory: Path, *, chat_users: int, storm_users: int = 0, history: tuple[int, ...] = ()
 ) -> Prepared:
     """Write a snapshot into ``directory`` (created) and say what it holds."""
-    state = core.State()
+    state = State()
     start = time.time() - 30 * 86400  # every prepared event lies in the past
     clock = start
     seq = 0
@@ -60,18 +63,18 @@ def build(
     def commit(event: AnyEvent | None) -> None:
         nonlocal seq, clock
         assert event is not None
-        core.apply(state, event)
+        apply(state, event)
         seq += 1
         state.seq = seq
         clock += HISTORY_SPACING
 
-    commit(core.bootstrap(state, clock))
+    commit(commands.bootstrap(state, clock))
     # A fixed fake hash: chat users never log in with a password, they hold tokens.
     fake_hash = "$argon2id$v=19$m=65536,t=3,p=4$" + "x" * 64
     users: list[tuple[int, str]] = []
     for n in range(chat_users):
         token = chat_token(n)
-        registered = core.register_user(state, f"chat{n}", fake_hash, None, None, token, clock)
+        registered = commands.register_user(state, f"chat{n}", fake_hash, None, None, token, clock)
         commit(registered)
         users.append((registered.user.id, token))
     logins: list[str] = []
@@ -79,22 +82,22 @@ def build(
         real_hash = _storm_hash()
         for n in range(storm_users):
             login = f"storm{n}"
-            commit(core.register_user(state, login, real_hash, None, None, f"storm-{n}", clock))
+            commit(commands.register_user(state, login, real_hash, None, None, f"storm-{n}", clock))
             logins.append(login)
     flows: dict[int, int] = {}
     if history:
-        author = core.Credentials(*users[0])
+        author = Credentials(*users[0])
         for count in history:
-            added = core.add_flow(state, author, "group", f"History {count}", None, [], clock)
+            added = commands.add_flow(state, author, "group", f"History {count}", None, [], clock)
             commit(added)
             flows[count] = added.flow.id
             for n in range(count):
                 text = f"history message {n} of {count}, with a sentence of ordinary length"
-                new = core.NewMessage(text=text)
-                commit(core.send_message(state, author, added.flow.id, new, clock))
+                new = MessageContent(text=text)
+                commit(commands.send_message(state, author, added.flow.id, new, clock))
     directory.mkdir(parents=True, exist_ok=True)
-    data = snapshots.encode(core.capture(state), time.time())
-    snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
+    data = snapshot_format.encode(capture(state), time.time())
+    write_atomic(directory / snapshot_format.SNAPSHOT_NAME, data)
     return Prepared(chat_users=users, storm_logins=logins, history_flows=flows)
 
 

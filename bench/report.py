@@ -430,7 +430,22 @@ it. Every run's figure is in [`RUNS.md`](RUNS.md).
 {tables(document, runs)}
 ![throughput and p99 latency against connection count](results.png)
 """
-    path.write_text(text)
+    path.write_text(text + _kept_section(path, FIGURES_HEADING))
+
+
+# A hand-written section of RESULTS.md that every regeneration keeps: the measurements
+# behind choices the code's comments explain without figures (figures go stale there).
+FIGURES_HEADING = "## Figures behind the code"
+
+
+def _kept_section(path: Path, heading: str) -> str:
+    """The section of ``path`` from ``heading`` to the end, or nothing."""
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        return ""
+    start = old.find(f"\n{heading}\n")
+    return "\n" + old[start + 1 :] if start >= 0 else ""
 
 
 def main() -> None:

@@ -19,9 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from morelia_trio import core, snapshots
-from morelia_trio.journal import encode_record, journal_name
-from morelia_trio.recovery import recover
+from morelia_trio.core import commands, snapshot_format
+from morelia_trio.core.journal_format import encode_record, journal_name
+from morelia_trio.core.records import Credentials, MessageContent
+from morelia_trio.core.state import State, apply
+from morelia_trio.core.state import capture as capture_state
+from morelia_trio.persistence.files import write_atomic
+from morelia_trio.persistence.recovery import recover
 
 _encoder = __import__("msgspec").msgpack.Encoder()
 
@@ -31,30 +35,30 @@ def rss_mib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def build(users: int, messages: int) -> core.State:
-    state = core.State()
+def build(users: int, messages: int) -> State:
+    state = State()
     now = 1.8e9
-    event = core.bootstrap(state, now)
+    event = commands.bootstrap(state, now)
     assert event is not None
-    core.apply(state, event)
+    apply(state, event)
     tokens = []
     for n in range(users):
         token = f"token-{n}"
-        registered = core.register_user(
+        registered = commands.register_user(
             state, f"user{n}", "$argon2id$v=19$m=65536,t=3,p=4$" + "x" * 64, None, None, token, now
         )
-        core.apply(state, registered)
+        apply(state, registered)
         tokens.append((registered.user.id, token))
     for n in range(messages):
         user_id, token = tokens[n % len(tokens)]
-        sent = core.send_message(
+        sent = commands.send_message(
             state,
-            core.Credentials(user_id, token),
+            Credentials(user_id, token),
             1,
-            core.NewMessage(text=f"message number {n}, hello everyone"),
+            MessageContent(text=f"message number {n}, hello everyone"),
             now,
         )
-        core.apply(state, sent)
+        apply(state, sent)
     state.seq = users + messages + 1
     return state
 
@@ -83,7 +87,7 @@ def main() -> None:
     pauses = []
     for _ in range(5):
         started = time.perf_counter()
-        capture = core.capture(state)
+        capture = capture_state(state)
         pauses.append(time.perf_counter() - started)
     figures["pause_best_ms"] = min(pauses) * 1000
     figures["pause_worst_ms"] = max(pauses) * 1000
@@ -95,9 +99,9 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="morelia-scale-"))
     try:
         started = time.perf_counter()
-        data = snapshots.encode(capture, time.time())
+        data = snapshot_format.encode(capture, time.time())
         encoded = time.perf_counter() - started
-        snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
+        write_atomic(directory / snapshot_format.SNAPSHOT_NAME, data)
         written = time.perf_counter() - started
         figures["snapshot_encode_s"] = encoded
         figures["snapshot_write_s"] = written
@@ -110,19 +114,19 @@ def main() -> None:
         # A journal after the snapshot: new messages until it holds --journal-mib MiB.
         seq = state.seq
         user_id, token = 2, "token-1"
-        creds = core.Credentials(user_id, token)
+        creds = Credentials(user_id, token)
         records = []
         size = 0
         while size < args.journal_mib * 2**20:
             seq += 1
-            sent = core.send_message(
+            sent = commands.send_message(
                 state,
                 creds,
                 1,
-                core.NewMessage(text=f"journalled message {seq}, a little longer than the others"),
+                MessageContent(text=f"journalled message {seq}, a little longer than the others"),
                 1.8e9,
             )
-            core.apply(state, sent)
+            apply(state, sent)
             record = encode_record(seq, _encoder.encode(sent))
             records.append(record)
             size += len(record)

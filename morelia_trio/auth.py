@@ -14,7 +14,7 @@ import trio
 import trio_parallel
 
 from .config import Argon2Params
-from .errors import ServiceUnavailable
+from .core.errors import ServiceUnavailable
 
 TOKEN_BYTES = 24  # 192 bits
 # glibc's mallopt() parameters (malloc.h)
@@ -30,10 +30,11 @@ class Passwords:
 
     Hashing costs tens of milliseconds and tens of MiB by design, so it runs in processes of
     its own (trio-parallel's, shared by every server in the process) at the lowest CPU
-    priority. Threads of the server's own process, even at that priority, let a storm of 200
-    logins raise the chat p99 4.8 to 6.9 times: a hashing thread takes the GIL back at the
+    priority. Threads of the server's own process, even at that priority, let a login storm
+    raise the chat p99 several times over: a hashing thread takes the GIL back at the
     start and end of every hash, and argon2 maps and unmaps its 64 MiB in the server's own
-    address space. The storm's figures with worker processes are in bench/RESULTS.md.
+    address space. The figures, with threads and with worker processes, are in
+    bench/RESULTS.md.
     """
 
     def __init__(self, params: Argon2Params, workers: int, queue: int | None = None) -> None:
@@ -133,9 +134,9 @@ def _keep_hash_memory() -> None:
 
     libargon2 allocates its 64 MiB afresh for every hash (and wipes it before freeing it).
     That is above glibc's mmap threshold, so glibc maps it and unmaps it after: every hash
-    faulted its 16,385 pages in again, 36-42 ms of kernel time beside 123-133 ms of hashing.
+    faulted all its pages in again, in kernel time a good part of the hashing's own.
     Served from the heap and never trimmed, the pages stay: a worker holds 64 MiB between
-    hashes, and a hash faults none (123 ms in all). Without glibc's mallopt: nothing to do.
+    hashes, and a hash faults none. Without glibc's mallopt: nothing to do.
     """
     try:
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)

@@ -18,9 +18,10 @@ import trio
 
 from . import __version__
 from .config import AbuseLimits, Config, Rate
-from .journal import DataDamaged, StorageFailed
-from .lock import DirectoryInUse
-from .recovery import recover
+from .core.journal_format import DataDamaged
+from .persistence.lock import DirectoryInUse
+from .persistence.port import StorageFailed
+from .persistence.recovery import recover
 from .server import serve
 from .settings import (
     CONFIG_ENV,
@@ -235,8 +236,8 @@ def settle_gc() -> None:
     A running server frees nearly all its garbage by reference counting. What set CPython's
     collector off was the 700-object default: the few objects each request in flight holds
     (some ten per connection) crossed it every few dozen messages, so they were collected
-    while alive, promoted, and rescanned with all of the imported code in full collections:
-    8 us of every message's 90 at 100 connections, and more at 1,000. With a higher limit the
+    while alive, promoted, and rescanned with all of the imported code in full collections,
+    a share of every message's cost that grows with the connections. With a higher limit the
     requests in flight never reach it, and freezing what exists once the state is loaded
     (code, and the state's own lists) keeps that out of the collections that do happen.
     """

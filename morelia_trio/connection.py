@@ -17,12 +17,14 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from .errors import InternalError, MoreliaError, TooManyRequests
+from .core.answers import Answer
+from .core.errors import InternalError, MoreliaError, TooManyRequests
+from .core.frames import Dialect
+from .core.protocol import ERRORS_TYPE, FrameError, decode_request
+from .core.replies import render
 from .handlers import Context, handle
 from .logtext import for_log
 from .parse_failures import answer_parse_failures, parse_failure
-from .protocol import ERRORS_TYPE, Dialect, FrameError, decode_request
-from .replies import Answer, render
 from .watchdog import PeerTimer, Watchdog
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .config import AbuseLimits
-from .errors import TooManyRequests
-from .ratelimit import Bucket, Buckets
+from .core.errors import TooManyRequests
+from .core.ratelimit import Bucket, Buckets
 
 
 class Guard:

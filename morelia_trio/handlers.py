@@ -12,19 +12,20 @@ from typing import assert_never
 
 import msgspec
 
-from . import core
 from .auth import Passwords, new_token
 from .config import Limits, Timeouts
-from .errors import Forbidden, Unauthorized
-from .guard import Guard
-from .protocol import (
+from .core import commands, queries
+from .core.answers import OK, Answer, Sent, Token
+from .core.errors import Forbidden, Unauthorized
+from .core.frames import Dialect
+from .core.paging import Bounds
+from .core.requests import (
     AddFlow,
     AllFlow,
     AllMessages,
     Authentication,
     DeleteMessage,
     DeleteUser,
-    Dialect,
     EditMessage,
     GetUpdate,
     PingPong,
@@ -33,8 +34,9 @@ from .protocol import (
     SendMessage,
     UserInfo,
 )
-from .replies import OK, Answer, Sent, Token
-from .sizes import REPLY_ENVELOPE
+from .core.sizes import REPLY_ENVELOPE
+from .core.state import State
+from .guard import Guard
 from .store import Store
 
 
@@ -49,7 +51,7 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     clock: Callable[[], float] = time.time
 
 
-def _listed(listing: core.Listing, *, viewer: int | None = None, single: bool = False) -> Answer:
+def _listed(listing: queries.Listing, *, viewer: int | None = None, single: bool = False) -> Answer:
     if listing.partial:
         return Answer(listing, code=206, status="Partial Content", viewer=viewer, single=single)
     return Answer(listing, viewer=viewer, single=single)
@@ -68,7 +70,7 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             password_hash = await ctx.passwords.hash(body.password)
             token = new_token()
             registered = await store.call(
-                core.register_user,
+                commands.register_user,
                 body.login,
                 password_hash,
                 body.username,
@@ -81,18 +83,18 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             return Answer(Token(registered.user.id, token))
         case Authentication():
             guard.login_attempt(address)
-            user_id, password_hash = await store.call(core.find_login, body.login)
+            user_id, password_hash = await store.call(queries.find_login, body.login)
             await _check_password(ctx, address, user_id, password_hash, body.password)
             token = new_token()
-            await store.call(core.open_session, user_id, password_hash, token, ctx.clock())
+            await store.call(commands.open_session, user_id, password_hash, token, ctx.clock())
             return Answer(Token(user_id, token))
         case UserInfo():
-            listing = await store.call(core.user_info, body.creds, body.others)
+            listing = await store.call(queries.user_info, body.creds, body.others)
             return _listed(listing, viewer=body.creds.user_id, single=True)
         case SendMessage():
             guard.may_post(body.creds.user_id)
             sent = await store.call(
-                core.send_message,
+                commands.send_message,
                 body.creds,
                 body.flow_id,
                 body.message,
@@ -104,22 +106,22 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
         case AllMessages():
             bounds = _bounds(ctx.limits, request.dialect)
             listing = await store.call(
-                core.all_messages, body.creds, body.flow_id, body.since, bounds
+                queries.all_messages, body.creds, body.flow_id, body.since, bounds
             )
             return _listed(listing)
         case GetUpdate():
             bounds = _bounds(ctx.limits, request.dialect)
             listing = await store.call(
-                core.get_update, body.creds, body.flow_id, body.since, bounds
+                queries.get_update, body.creds, body.flow_id, body.since, bounds
             )
             return _listed(listing, viewer=body.creds.user_id)
         case AllFlow():
             bounds = _bounds(ctx.limits, request.dialect)
-            return _listed(await store.call(core.all_flow, body.creds, body.since, bounds))
+            return _listed(await store.call(queries.all_flow, body.creds, body.since, bounds))
         case AddFlow():
             guard.may_add_flow(body.creds.user_id)
             added = await store.call(
-                core.add_flow,
+                commands.add_flow,
                 body.creds,
                 body.type,
                 body.title,
@@ -129,11 +131,11 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
                 guard.max_owned_flows,
             )
             guard.added_flow(added.flow.owner)
-            return _listed(core.Listing(flows=[added.flow]), single=True)
+            return _listed(queries.Listing(flows=[added.flow]), single=True)
         case EditMessage():
             guard.may_post(body.creds.user_id)
             await store.call(
-                core.edit_message,
+                commands.edit_message,
                 body.creds,
                 body.message_id,
                 body.flow_id,
@@ -145,30 +147,30 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             return OK
         case DeleteMessage():
             await store.call(
-                core.delete_message, body.creds, body.message_id, body.flow_id, ctx.clock()
+                commands.delete_message, body.creds, body.message_id, body.flow_id, ctx.clock()
             )
             return OK
         case DeleteUser():
             guard.login_attempt(address)  # the password is checked: as costly as a login
-            user_id, password_hash = await store.call(core.find_login, body.login)
+            user_id, password_hash = await store.call(queries.find_login, body.login)
             if body.creds is not None:
-                token_owner = await store.call(core.State.authenticate, body.creds)
+                token_owner = await store.call(State.authenticate, body.creds)
                 if token_owner != user_id:
                     raise Forbidden("You can only delete your own account.")
             await _check_password(ctx, address, user_id, password_hash, body.password)
-            await store.call(core.delete_user, user_id, password_hash, ctx.clock())
+            await store.call(commands.delete_user, user_id, password_hash, ctx.clock())
             return OK
         case PingPong():
-            await store.call(core.ping, body.creds)
+            await store.call(queries.ping, body.creds)
             return OK
         case _:
             assert_never(body)
 
 
-def _bounds(limits: Limits, dialect: Dialect) -> core.Bounds:
+def _bounds(limits: Limits, dialect: Dialect) -> Bounds:
     """A page's caps. The list dialect sends times in whole seconds: its pages must end
     between seconds."""
-    return core.Bounds(
+    return Bounds(
         items=limits.reply_cap,
         bytes=max(0, limits.max_reply_bytes - REPLY_ENVELOPE),
         unit=1.0 if dialect is Dialect.LIST else None,

@@ -6,22 +6,20 @@ import logging
 import math
 import time
 from functools import partial
-from pathlib import Path
 
 import msgspec
 import trio
 from trio_websocket import serve_websocket
 
-from . import core, snapshots
 from .auth import Passwords
 from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
-from .errors import ServiceUnavailable
+from .core import commands
 from .guard import Guard
 from .handlers import Context
-from .journal import Journal
-from .lock import DirectoryLock
-from .recovery import recover, remove_covered_journals
+from .persistence.local import final_snapshot, open_local
+from .persistence.lock import DirectoryLock
+from .persistence.snapshots import snapshot_forever
 from .store import Store, run_store
 from .watchdog import Watchdog
 
@@ -65,15 +63,7 @@ async def serve(
 
 
 async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -> None:
-    directory = config.data_dir
-    state, report = await trio.to_thread.run_sync(recover, directory)
-    log.info(
-        "Loaded %s: snapshot at record %s, %d journal records replayed",
-        directory,
-        report.snapshot_seq,
-        report.replayed,
-    )
-    journal = Journal(directory, state.seq + 1, config.fsync, config.fsync_batch_ms / 1000)
+    state, event_log = await open_local(config.data_dir, config.fsync, config.fsync_batch_ms / 1000)
     abuse = config.abuse
     if abuse is None:
         log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
@@ -82,11 +72,13 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
     orderly = True
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(journal.run)
-            store: Store = await nursery.start(run_store, state, journal)
-            await store.call(core.bootstrap, time.time())
+            await nursery.start(event_log.run)
+            store: Store = await nursery.start(run_store, state, event_log)
+            await store.call(commands.bootstrap, time.time())
             if math.isfinite(config.snapshot_interval):
-                nursery.start_soon(snapshot_forever, store, directory, config.snapshot_interval)
+                nursery.start_soon(
+                    snapshot_forever, store.capture, event_log, config.snapshot_interval
+                )
             ctx = Context(
                 store=store,
                 passwords=passwords,
@@ -96,8 +88,8 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             )
             watchdog = Watchdog(config.timeouts)
             nursery.start_soon(watchdog.run)
-            # Before listening: a worker's start (spawn, imports: about 0.3 s of CPU) would
-            # otherwise slow the first requests (first history page 12.4 ms, not 2.7).
+            # Before listening: a worker's start (a spawn and its imports) would otherwise
+            # slow the first requests several times over.
             await passwords.start_workers()
             try:
                 listener = await nursery.start(
@@ -126,20 +118,7 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
         orderly = _is_shutdown(exc)
         raise
     finally:
-        # Every task has exited, so nobody else touches `state`. After a crash or a disk
-        # failure the journal already holds everything acknowledged: leave the files be.
-        # So too if the state holds records the journal could not write (a full disk) and
-        # the owner had no turn to rebuild it since: the next start replays the journal.
-        if orderly and journal.failure is None and state.seq != journal.appended:
-            log.warning("No final snapshot: the journal could not store the last changes")
-        elif orderly and journal.failure is None:
-            with trio.CancelScope(shield=True):
-                try:
-                    await write_snapshot(core.capture(state), directory)
-                except OSError as exc:  # a full disk: the journal still holds every change
-                    log.error("Final snapshot at record %d failed: %s", state.seq, exc)
-                else:
-                    log.info("Final snapshot written at record %d", state.seq)
+        await final_snapshot(event_log, state, orderly)  # every task has exited
 
 
 def _is_shutdown(exc: BaseException) -> bool:
@@ -148,37 +127,3 @@ def _is_shutdown(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(stops)[1] is None
     return isinstance(exc, stops)
-
-
-async def write_snapshot(capture: core.Capture, directory: Path) -> None:
-    """Encode and write a snapshot off the trio thread, then drop the journals it covers."""
-
-    def write() -> None:
-        data = snapshots.encode(capture, time.time())
-        snapshots.write_atomic(directory / snapshots.SNAPSHOT_NAME, data)
-        remove_covered_journals(directory, capture.seq)
-
-    await trio.to_thread.run_sync(write)
-
-
-async def snapshot_forever(store: Store, directory: Path, interval: float) -> None:
-    """Snapshot every ``interval`` seconds while anything has changed."""
-    last = store.journal.appended
-    while True:
-        await trio.sleep(interval)
-        if store.journal.appended == last:
-            continue
-        try:
-            capture = await store.capture()
-        except ServiceUnavailable:  # held behind records a full disk refused: try later
-            continue
-        try:
-            async with store.journal.files_lock:
-                await write_snapshot(capture, directory)
-        except OSError as exc:
-            # The journal still holds every change: a failed snapshot loses nothing, so keep
-            # serving (a full disk also degrades the journal: changes wait for room).
-            log.error("Snapshot at record %d failed: %s", capture.seq, exc)
-            continue
-        last = capture.seq
-        log.debug("Snapshot written at record %d", last)

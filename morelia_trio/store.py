@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 import msgspec
 import outcome
 import trio
 
-from . import core
-from .errors import MoreliaError
-from .journal import Journal, StorageFailed, refused
-from .models import AnyEvent, Event
-from .recovery import recover
+from .core.errors import MoreliaError
+from .core.events import AnyEvent, Event
+from .core.snapshot_format import Captured
+from .core.state import State, apply, capture
+from .persistence.port import EventLog, StorageFailed, refused
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 QUEUE = 1024  # jobs waiting for the owner; beyond it, callers wait to hand theirs over
 
@@ -73,23 +73,25 @@ class Statistics(msgspec.Struct, frozen=True):
 class Store:
     """The callers' handle on the state owner."""
 
-    def __init__(self, send: trio.MemorySendChannel[Job[Any]], journal: Journal) -> None:
+    def __init__(self, send: trio.MemorySendChannel[Job[Any]], event_log: EventLog) -> None:
         self._send = send
-        self.journal = journal
+        self.event_log = event_log
         self.commands = 0
         self.queries = 0
 
-    async def call(self, fn: Callable[..., T], *args: object) -> T:
+    async def call(self, fn: Callable[[State, *Args], T], *args: *Args) -> T:
         """Run ``fn(state, *args)`` in the owner and return its result once it is durable.
+
+        Typed so that mypy checks ``args`` against ``fn``'s parameters after the state.
 
         Raises:
             MoreliaError: whatever ``fn`` raised for the client to hear.
         """
         return await self._run(Job(fn, args, rotate=False))
 
-    async def capture(self) -> core.Capture:
+    async def capture(self) -> Captured:
         """A consistent view of the whole state; the journal starts a new file after it."""
-        return await self._run(Job(core.capture, (), rotate=True))
+        return await self._run(Job(capture, (), rotate=True))
 
     async def _run(self, job: Job[T]) -> T:
         # Every call of every request comes through here: one park, one wake-up, no more.
@@ -101,99 +103,95 @@ class Store:
         return result  # a checkpoint whichever way the job went in
 
     def statistics(self) -> Statistics:
-        return Statistics(self.commands, self.queries, self.journal.appended, self.journal.batches)
+        return Statistics(
+            self.commands, self.queries, self.event_log.appended, self.event_log.batches
+        )
 
 
 async def run_store(
-    state: core.State,
-    journal: Journal,
+    state: State,
+    event_log: EventLog,
     *,
     task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own ``state`` until cancelled. Each job is atomic: the owner awaits nothing but its
     channel, save after a full disk (a rebuild, a probe's write), when the others wait."""
     send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
-    store = Store(send, journal)
+    store = Store(send, event_log)
     task_status.started(store)
     async with receive:
         while True:
             job = await receive.receive()
             while True:  # everything that queued up while the owner slept, in one turn
-                if state.seq != journal.appended:  # the journal lost records: see the top
-                    await _rebuild(state, journal)
-                probe = _carry_out(job, state, journal, store)
+                if state.seq != event_log.appended:  # the journal lost records: see the top
+                    await _rebuild(state, event_log)
+                probe = _carry_out(job, state, event_log, store)
                 if probe is not None:
-                    await _store_then_apply(job, probe, state, journal, store)
+                    await _store_then_apply(job, probe, state, event_log, store)
                 try:
                     job = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
 
 
-def _carry_out(job: Job[Any], state: core.State, journal: Journal, store: Store) -> AnyEvent | None:
+def _carry_out(job: Job[Any], state: State, event_log: EventLog, store: Store) -> AnyEvent | None:
     """Carry out one job; return its event instead if it is a probe of a degraded journal."""
     try:
         result = job.fn(state, *job.args)
     except MoreliaError as exc:  # the client's problem: nothing was changed
         # (an error may reveal a change too, such as a login just taken)
-        journal.deliver(job.answer, outcome.Error(exc), journal.appended)
+        event_log.deliver(job.answer, outcome.Error(exc), event_log.appended)
         return None
     except Exception as exc:  # a bug in deciding: nothing was changed, so serve on (a 500)
         job.answer(outcome.Error(exc))
         return None
     if isinstance(result, Event):
-        if journal.take_probe():
-            return result  # type: ignore[return-value]  # an AnyEvent
+        event = cast("AnyEvent", result)  # every Event subclass is one of AnyEvent
+        if event_log.take_probe():
+            return event
         try:
-            seq = journal.append(result)  # type: ignore[arg-type]  # an AnyEvent
+            seq = event_log.append(event)
         # The journal refuses changes (a MoreliaError, the client hears 503), or a bug made
         # an event it cannot encode (a 500): either way nothing was changed, so serve on.
         except Exception as exc:
             job.answer(outcome.Error(exc))
             return None
-        core.apply(state, result)  # type: ignore[arg-type]
+        apply(state, event)
         state.seq = seq
         store.commands += 1
     else:
         store.queries += 1
     if job.rotate:  # a snapshot's capture: answered once the journal has moved on
-        journal.rotate(job.answer, outcome.Value(result))
+        event_log.rotate(job.answer, outcome.Value(result))
     else:
-        journal.deliver(job.answer, outcome.Value(result), journal.appended)
+        event_log.deliver(job.answer, outcome.Value(result), event_log.appended)
     return None
 
 
 async def _store_then_apply(
-    job: Job[Any], event: AnyEvent, state: core.State, journal: Journal, store: Store
+    job: Job[Any], event: AnyEvent, state: State, event_log: EventLog, store: Store
 ) -> None:
     """Try a degraded journal with one change: applied only once it is stored, so a disk
     still full leaves nothing to undo. Every other job waits meanwhile."""
     try:
-        seq = journal.append(event, probe=True)
+        seq = event_log.append(event, probe=True)
     except Exception as exc:  # as in _carry_out
         job.answer(outcome.Error(exc))
         return
-    if not await journal.stored(seq):
+    if not await event_log.stored(seq):
         job.answer(outcome.Error(refused()))
         return
-    core.apply(state, event)
+    apply(state, event)
     state.seq = seq
     store.commands += 1
     job.answer(outcome.Value(event))
 
 
-async def _rebuild(state: core.State, journal: Journal) -> None:
+async def _rebuild(state: State, event_log: EventLog) -> None:
     """Make ``state`` what the journal's files hold, in place (the server holds it too)."""
-    directory = journal.directory
-    try:
-        async with journal.files_lock:
-            fresh, _ = await trio.to_thread.run_sync(partial(recover, directory, repair=False))
-    except Exception as exc:
-        raise StorageFailed(f"the state could not be rebuilt from {directory}: {exc}") from exc
-    if fresh.seq != journal.appended:
-        raise StorageFailed(
-            f"the journal in {directory} ends at record {fresh.seq}, not {journal.appended}"
-        )
+    fresh = await event_log.replay()
+    if fresh.seq != event_log.appended:
+        raise StorageFailed(f"the event log ends at record {fresh.seq}, not {event_log.appended}")
     vars(state).clear()
     vars(state).update(vars(fresh))
-    log.debug("State rebuilt from %s at record %d", directory, fresh.seq)
+    log.debug("State rebuilt at record %d", fresh.seq)

@@ -3,7 +3,7 @@
 A connection times its peer, never its own answer: reading a frame and sending a reply are
 timed, answering is not. With one trio cancel scope per connection that meant moving its
 deadline twice per frame (to infinity while answering, back for the send), and each move goes
-through trio's deadline heap: about 4 µs a frame, a twentieth of the server's work per message.
+through trio's deadline heap, a cost per frame that showed in the server's work per message.
 
 Here a connection only writes when its peer is next due, and the watchdog looks at every
 connection once a tick and cancels the scope of any whose peer is late. A timeout so fires up

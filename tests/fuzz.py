@@ -49,8 +49,9 @@ import trio
 from morelia_trio import Config, Limits, Running, serve
 from morelia_trio.config import AbuseLimits
 from morelia_trio.connection import respond
+from morelia_trio.core.parsers import PARSERS
+from morelia_trio.core.protocol import FrameError, decode_request
 from morelia_trio.handlers import Context
-from morelia_trio.protocol import PARSERS, FrameError, decode_request
 from morelia_trio.testing import CHEAP_ARGON2
 
 from .test_client_traffic import ANDROID_MASTER, ELECTRON, FLUTTER_REGISTER, fill

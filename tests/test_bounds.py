@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from morelia_trio import Running, serve
 from morelia_trio.client import Client, open_client
 from morelia_trio.config import AbuseLimits, Config, Limits, Rate
-from morelia_trio.core import Listing
-from morelia_trio.models import Flow, Message, User
-from morelia_trio.protocol import Dialect
-from morelia_trio.replies import Answer, render
-from morelia_trio.sizes import (
+from morelia_trio.core.answers import Answer
+from morelia_trio.core.frames import Dialect
+from morelia_trio.core.queries import Listing
+from morelia_trio.core.records import Flow, Message, User
+from morelia_trio.core.replies import render
+from morelia_trio.core.sizes import (
     MESSAGE_KEYS,
     REPLY_ENVELOPE,
     flow_size,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from morelia_trio.chunked import ChunkedById
+from morelia_trio.core.chunked import ChunkedById
 
 # (op, n): 0 appends after n skipped ids, 1 replaces the n-th live id, 2 removes it, 3 captures
 OPS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 9)), max_size=120)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import outcome
@@ -23,8 +23,11 @@ from trio_websocket import ConnectionClosed
 
 from morelia_trio import Config, Running, serve
 from morelia_trio.client import Client, RequestFailed, open_client
-from morelia_trio.journal import Journal, StorageFailed, journal_name
-from morelia_trio.recovery import recover
+from morelia_trio.core.journal_format import journal_name
+from morelia_trio.persistence.journal_file import JournalFile
+from morelia_trio.persistence.journal_writer import Journal
+from morelia_trio.persistence.port import StorageFailed
+from morelia_trio.persistence.recovery import recover
 from tests.test_journal import make_events
 
 REFUSED = "The server cannot store changes right now."
@@ -69,16 +72,16 @@ async def test_a_full_disk_refuses_changes_keeps_reads_and_recovers_by_itself(
 ) -> None:
     caplog.set_level(logging.INFO)
     config = msgspec.structs.replace(morelia_config, snapshot_interval=0.1)
-    real_write_all = Journal._write_all
+    real_write_all = JournalFile._write_all
     disk_full = False
 
-    def write_all(journal: Journal, data: bytes) -> None:
+    def write_all(journal: JournalFile, data: bytes) -> None:
         if disk_full and data:  # half of the batch gets in, as when the last block runs out
             real_write_all(journal, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write_all(journal, data)
 
-    monkeypatch.setattr(Journal, "_write_all", write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", write_all)
     acknowledged: list[str] = []
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
@@ -146,7 +149,7 @@ async def test_a_full_disk_refuses_changes_keeps_reads_and_recovers_by_itself(
     assert "journal-" in full[0] and str(config.data_dir) in full[0]
     assert len(_lines(caplog, "has room again")) == 1
     _journal_is_whole(config.data_dir)
-    monkeypatch.setattr(Journal, "_write_all", real_write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", real_write_all)
     with trio.fail_after(20):
         assert await _stored_texts(config) == acknowledged
 
@@ -156,15 +159,15 @@ async def test_other_fsync_modes_degrade_and_recover_too(
     morelia_config: Config, monkeypatch: pytest.MonkeyPatch, fsync: str
 ) -> None:
     config = msgspec.structs.replace(morelia_config, fsync=fsync, fsync_batch_ms=20.0)
-    real_write_all = Journal._write_all
+    real_write_all = JournalFile._write_all
     disk_full = False
 
-    def write_all(journal: Journal, data: bytes) -> None:
+    def write_all(journal: JournalFile, data: bytes) -> None:
         if disk_full and data:
             raise OSError(errno.EDQUOT, "Disk quota exceeded")
         real_write_all(journal, data)
 
-    monkeypatch.setattr(Journal, "_write_all", write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", write_all)
     acknowledged: list[str] = []
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
@@ -191,7 +194,7 @@ async def test_other_fsync_modes_degrade_and_recover_too(
     if fsync == "batch":
         assert codes == [503] * 3
     assert texts == acknowledged
-    monkeypatch.setattr(Journal, "_write_all", real_write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", real_write_all)
     with trio.fail_after(20):
         assert await _stored_texts(config) == acknowledged
 
@@ -202,20 +205,20 @@ async def test_a_batch_that_fails_after_a_rotation_keeps_the_records_before_it(
 ) -> None:
     # Records 1-3, a new file for record 4, records 4-5: all in one batch of the writer.
     new_file = journal_name(4)
-    real_open, real_write_all = os.open, Journal._write_all
+    real_open, real_write_all = os.open, JournalFile._write_all
 
     def open_(path: Any, flags: int, mode: int = 0o777) -> int:
         if fails == "creating the new file" and Path(path).name == new_file:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_open(path, flags, mode)
 
-    def write_all(journal: Journal, data: bytes) -> None:
-        if fails == "writing the new file" and journal._path.name == new_file and data:
+    def write_all(journal: JournalFile, data: bytes) -> None:
+        if fails == "writing the new file" and journal.path.name == new_file and data:
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write_all(journal, data)
 
     monkeypatch.setattr(os, "open", open_)
-    monkeypatch.setattr(Journal, "_write_all", write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", write_all)
     journal = Journal(tmp_path, 1)
     heard: dict[int, bool] = {}
     all_heard = trio.Event()
@@ -273,10 +276,10 @@ async def test_an_io_error_stops_the_server_and_loses_nothing_acknowledged(
     morelia_config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = msgspec.structs.replace(morelia_config, snapshot_interval=0.05)
-    real_write_all = Journal._write_all
+    real_write_all = JournalFile._write_all
     broken = False
 
-    def write_all(journal: Journal, data: bytes) -> None:
+    def write_all(journal: JournalFile, data: bytes) -> None:
         if broken and data:
             raise OSError(errno.EIO, "Input/output error")
         real_write_all(journal, data)
@@ -285,9 +288,9 @@ async def test_an_io_error_stops_the_server_and_loses_nothing_acknowledged(
         nonlocal broken
         broken = True
 
-    monkeypatch.setattr(Journal, "_write_all", write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", write_all)
     acknowledged = await _fail_stop(config, break_disk)
-    monkeypatch.setattr(Journal, "_write_all", real_write_all)
+    monkeypatch.setattr(JournalFile, "_write_all", real_write_all)
     with trio.fail_after(20):
         assert await _stored_texts(config) == acknowledged
 
@@ -306,7 +309,7 @@ async def test_a_failed_fsync_stops_the_server_even_for_a_full_disk(
 
     def break_disk(running: Running) -> None:
         nonlocal journal_fd
-        journal_fd = running.store.journal._fd
+        journal_fd = cast(Journal, running.store.event_log)._file.fd
 
     monkeypatch.setattr(os, "fsync", fsync)
     acknowledged = await _fail_stop(morelia_config, break_disk)

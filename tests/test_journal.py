@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from morelia_trio import core, snapshots
-from morelia_trio.core import Credentials, NewMessage
-from morelia_trio.journal import (
+from morelia_trio.core import commands, queries, snapshot_format
+from morelia_trio.core.events import AnyEvent
+from morelia_trio.core.journal_format import (
     HEADER,
     DataDamaged,
     Scan,
@@ -32,8 +32,13 @@ from morelia_trio.journal import (
     journal_name,
     scan,
 )
-from morelia_trio.models import SNAPSHOT_FORMAT, AnyEvent
-from morelia_trio.recovery import recover
+from morelia_trio.core.paging import Bounds
+from morelia_trio.core.records import Credentials, MessageContent
+from morelia_trio.core.snapshot_format import SNAPSHOT_FORMAT
+from morelia_trio.core.state import State, apply, capture, restore
+from morelia_trio.persistence import snapshots
+from morelia_trio.persistence.files import write_atomic
+from morelia_trio.persistence.recovery import recover
 
 T0 = 1_700_000_000.25
 JOURNAL = Path("/data/journal-0000000000000001.log")  # the name scan puts in its errors
@@ -46,7 +51,7 @@ bounded = settings(max_examples=200, deadline=None, suppress_health_check=[Healt
 
 def make_events(messages: int = 9) -> list[AnyEvent]:
     """A history using every kind of event, each made by the core command a server runs."""
-    state = core.State()
+    state = State()
     events: list[AnyEvent] = []
     clock = itertools.count()
 
@@ -55,31 +60,31 @@ def make_events(messages: int = 9) -> list[AnyEvent]:
 
     def run(event: AnyEvent | None) -> None:
         assert event is not None
-        core.apply(state, event)
+        apply(state, event)
         state.seq += 1
         events.append(event)
 
-    run(core.bootstrap(state, now()))
-    run(core.register_user(state, "ann", "hash-ann", "Ann", "ann@example.org", "ann-1", now()))
-    run(core.register_user(state, "bob", "hash-bob", None, None, "bob-1", now()))
-    run(core.open_session(state, 1, "hash-ann", "ann-2", now()))
+    run(commands.bootstrap(state, now()))
+    run(commands.register_user(state, "ann", "hash-ann", "Ann", "ann@example.org", "ann-1", now()))
+    run(commands.register_user(state, "bob", "hash-bob", None, None, "bob-1", now()))
+    run(commands.open_session(state, 1, "hash-ann", "ann-2", now()))
     ann, bob = Credentials(1, "ann-1"), Credentials(2, "bob-1")
-    run(core.add_flow(state, ann, "chat", "ann & bob", None, [1, 2], now()))
-    run(core.add_flow(state, bob, "group", "Bob's group", "about things", [], now()))
+    run(commands.add_flow(state, ann, "chat", "ann & bob", None, [1, 2], now()))
+    run(commands.add_flow(state, bob, "group", "Bob's group", "about things", [], now()))
     for n in range(messages):
         author = ann if n % 2 == 0 else bob
-        new = NewMessage(
+        new = MessageContent(
             text=f"message {n}: привет ✓",
             picture=[n, 255, 0] if n % 3 == 0 else None,
             reply_to=n - 2 if n >= 3 else None,  # message n - 3, in the same flow
             client_id=f"c{n}",
         )
-        run(core.send_message(state, author, n % 3 + 1, new, now()))
-    run(core.edit_message(state, ann, 1, None, "message 0, edited", now()))
-    run(core.delete_message(state, bob, 2, None, now()))
-    run(core.register_user(state, "cid", "hash-cid", "Cid", None, "cid-1", now()))
-    run(core.delete_user(state, 3, "hash-cid", now()))
-    run(core.open_session(state, 2, "hash-bob", "bob-2", now()))
+        run(commands.send_message(state, author, n % 3 + 1, new, now()))
+    run(commands.edit_message(state, ann, 1, None, "message 0, edited", now()))
+    run(commands.delete_message(state, bob, 2, None, now()))
+    run(commands.register_user(state, "cid", "hash-cid", "Cid", None, "cid-1", now()))
+    run(commands.delete_user(state, 3, "hash-cid", now()))
+    run(commands.open_session(state, 2, "hash-bob", "bob-2", now()))
     return events
 
 
@@ -98,16 +103,16 @@ def journal_bytes(numbered: list[tuple[int, bytes]]) -> tuple[bytes, list[int]]:
     return b"".join(parts), starts[:-1]
 
 
-def live_state(last_seq: int) -> core.State:
+def live_state(last_seq: int) -> State:
     """The state a running server holds after the first ``last_seq`` events."""
-    state = core.State()
+    state = State()
     for seq, event in enumerate(EVENTS[:last_seq], start=1):
-        core.apply(state, event)
+        apply(state, event)
         state.seq = seq
     return state
 
 
-def summary(state: core.State) -> dict[str, Any]:
+def summary(state: State) -> dict[str, Any]:
     """Everything in a state, indexes included, in a form == compares."""
     return {
         "seq": state.seq,
@@ -132,8 +137,8 @@ def summary(state: core.State) -> dict[str, Any]:
 
 
 def write_snapshot(directory: Path, seq: int) -> Path:
-    path = directory / snapshots.SNAPSHOT_NAME
-    snapshots.write_atomic(path, snapshots.encode(core.capture(live_state(seq)), T0 + 1000))
+    path = directory / snapshot_format.SNAPSHOT_NAME
+    write_atomic(path, snapshot_format.encode(capture(live_state(seq)), T0 + 1000))
     return path
 
 
@@ -150,8 +155,8 @@ def scratch() -> Iterator[Path]:
         yield Path(name)
 
 
-def fresh(state: core.State) -> bool:
-    return summary(state) == summary(core.State())
+def fresh(state: State) -> bool:
+    return summary(state) == summary(State())
 
 
 def test_the_history_is_what_it_claims() -> None:
@@ -302,7 +307,7 @@ def test_garbage_after_the_last_record_is_damage() -> None:
 
 
 def snapshot_bytes(seq: int = len(EVENTS)) -> bytes:
-    return snapshots.encode(core.capture(live_state(seq)), T0 + 1000)
+    return snapshot_format.encode(capture(live_state(seq)), T0 + 1000)
 
 
 def test_a_snapshot_round_trips(tmp_path: Path) -> None:
@@ -311,23 +316,23 @@ def test_a_snapshot_round_trips(tmp_path: Path) -> None:
     assert snapshot is not None
     assert snapshot.format == SNAPSHOT_FORMAT and snapshot.seq == len(EVENTS)
     assert snapshot.time == T0 + 1000
-    assert summary(core.from_snapshot(snapshot)) == summary(live_state(len(EVENTS)))
+    assert summary(restore(snapshot)) == summary(live_state(len(EVENTS)))
     assert not path.with_name(path.name + ".tmp").exists()
 
 
 def test_a_missing_snapshot_is_none(tmp_path: Path) -> None:
-    assert snapshots.read(tmp_path / snapshots.SNAPSHOT_NAME) is None
+    assert snapshots.read(tmp_path / snapshot_format.SNAPSHOT_NAME) is None
 
 
 def assert_damaged_snapshot(data: bytes, path: Path) -> DataDamaged:
     with pytest.raises(DataDamaged) as info:
-        snapshots.decode(data, path)
+        snapshot_format.decode(data, path)
     assert info.value.path == path and str(path) in str(info.value)
     return info.value
 
 
 def test_every_flipped_byte_of_a_snapshot_is_caught(tmp_path: Path) -> None:
-    path = tmp_path / snapshots.SNAPSHOT_NAME
+    path = tmp_path / snapshot_format.SNAPSHOT_NAME
     data = snapshot_bytes()
     assert len(data) < 4096
     for offset in range(len(data)):
@@ -335,7 +340,7 @@ def test_every_flipped_byte_of_a_snapshot_is_caught(tmp_path: Path) -> None:
         flipped[offset] ^= 0xFF
         assert_damaged_snapshot(bytes(flipped), path)
     # the same through the file, for a few of them
-    for offset in (0, len(snapshots.MAGIC), len(snapshots.MAGIC) + 8, len(data) // 2):
+    for offset in (0, len(snapshot_format.MAGIC), len(snapshot_format.MAGIC) + 8, len(data) // 2):
         flipped = bytearray(data)
         flipped[offset] ^= 0x01
         path.write_bytes(flipped)
@@ -345,7 +350,7 @@ def test_every_flipped_byte_of_a_snapshot_is_caught(tmp_path: Path) -> None:
 
 
 def test_every_truncated_snapshot_is_caught(tmp_path: Path) -> None:
-    path = tmp_path / snapshots.SNAPSHOT_NAME
+    path = tmp_path / snapshot_format.SNAPSHOT_NAME
     data = snapshot_bytes()
     for cut in range(len(data)):
         assert_damaged_snapshot(data[:cut], path)
@@ -357,23 +362,29 @@ def test_every_truncated_snapshot_is_caught(tmp_path: Path) -> None:
     [b"", b"MORELIA-TRIO SNAPSHOT v2\n", b"morelia-trio snapshot\n", b"\x00" * 22],
 )
 def test_a_snapshot_with_the_wrong_magic_is_caught(tmp_path: Path, magic: bytes) -> None:
-    path = tmp_path / snapshots.SNAPSHOT_NAME
-    data = magic + snapshot_bytes()[len(snapshots.MAGIC) :]
+    path = tmp_path / snapshot_format.SNAPSHOT_NAME
+    data = magic + snapshot_bytes()[len(snapshot_format.MAGIC) :]
     exc = assert_damaged_snapshot(data, path)
     assert exc.offset == 0
 
 
 def with_payload(payload: bytes) -> bytes:
     """A snapshot file around any payload, header and checksum right."""
-    return snapshots.MAGIC + snapshots.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return (
+        snapshot_format.MAGIC
+        + snapshot_format.HEADER.pack(len(payload), zlib.crc32(payload))
+        + payload
+    )
 
 
 def test_a_snapshot_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / snapshots.SNAPSHOT_NAME
+    path = tmp_path / snapshot_format.SNAPSHOT_NAME
     data = snapshot_bytes()
-    root = msgspec.msgpack.decode(data[len(snapshots.MAGIC) + snapshots.HEADER.size :])
+    root = msgspec.msgpack.decode(data[len(snapshot_format.MAGIC) + snapshot_format.HEADER.size :])
     assert root["format"] == SNAPSHOT_FORMAT
-    assert snapshots.decode(with_payload(msgspec.msgpack.encode(root)), path).seq == len(EVENTS)
+    assert snapshot_format.decode(with_payload(msgspec.msgpack.encode(root)), path).seq == len(
+        EVENTS
+    )
     for unknown in (SNAPSHOT_FORMAT + 1, 0, -1, "1", None):
         exc = assert_damaged_snapshot(
             with_payload(msgspec.msgpack.encode({**root, "format": unknown})), path
@@ -384,7 +395,7 @@ def test_a_snapshot_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_snapshot_that_checks_out_but_does_not_decode_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / snapshots.SNAPSHOT_NAME
+    path = tmp_path / snapshot_format.SNAPSHOT_NAME
     for payload in ({"format": SNAPSHOT_FORMAT}, [1, 2, 3], "snapshot"):
         assert_damaged_snapshot(with_payload(msgspec.msgpack.encode(payload)), path)
     assert_damaged_snapshot(with_payload(b"\xc1"), path)  # not msgpack at all
@@ -430,11 +441,13 @@ def test_recover_replays_a_journal_alone(tmp_path: Path) -> None:
 def as_written_before_end_markers(path: Path) -> None:
     """Rewrite a snapshot file as servers wrote it before they made the journal reach it."""
     data = path.read_bytes()
-    root = msgspec.msgpack.decode(data[len(snapshots.MAGIC) + snapshots.HEADER.size :])
+    root = msgspec.msgpack.decode(data[len(snapshot_format.MAGIC) + snapshot_format.HEADER.size :])
     del root["journal_reaches_seq"]
     payload = msgspec.msgpack.encode(root)
     path.write_bytes(
-        snapshots.MAGIC + snapshots.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        snapshot_format.MAGIC
+        + snapshot_format.HEADER.pack(len(payload), zlib.crc32(payload))
+        + payload
     )
 
 
@@ -476,11 +489,11 @@ def test_snapshot_and_journal_replay_give_the_live_state(
         # and the queries see the same
         ann = Credentials(1, "ann-1")
         live = live_state(len(EVENTS))
-        bounds = core.Bounds(1000, 2**40)
-        assert core.get_update(state, ann, None, 0, bounds) == core.get_update(
+        bounds = Bounds(1000, 2**40)
+        assert queries.get_update(state, ann, None, 0, bounds) == queries.get_update(
             live, ann, None, 0, bounds
         )
-        assert core.all_messages(state, ann, None, 0, bounds) == core.all_messages(
+        assert queries.all_messages(state, ann, None, 0, bounds) == queries.all_messages(
             live, ann, None, 0, bounds
         )
 

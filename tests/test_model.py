@@ -38,8 +38,8 @@ from hypothesis.stateful import (
 from trio_websocket import WebSocketConnection, connect_websocket_url
 
 from morelia_trio import Config, Running, serve
-from morelia_trio.server import write_snapshot
-from morelia_trio.snapshots import SNAPSHOT_NAME
+from morelia_trio.core.snapshot_format import SNAPSHOT_NAME
+from morelia_trio.persistence.snapshots import write_snapshot
 
 from .helpers import check_doc_reply, check_list_reply
 from .model_support import (

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from morelia_trio.core import Bounds, _page
+from morelia_trio.core.paging import Bounds, take_page
 
 # Times as the state hands them out: increasing, often many in one second.
 times = st.lists(st.floats(0, 50, allow_nan=False), max_size=60).map(sorted)
@@ -24,7 +24,7 @@ def test_without_a_unit_a_page_is_the_first_cap_items(
     found: list[float], cap: int, since: float
 ) -> None:
     items = pairs(found, since)
-    page, partial = _page(items, since, Bounds(cap, NO_BYTE_CAP))
+    page, partial = take_page(items, since, Bounds(cap, NO_BYTE_CAP))
     assert page == [t for t, _, _ in items[:cap]]
     assert partial == (len(items) > cap)
 
@@ -34,7 +34,7 @@ def test_with_a_unit_a_partial_page_ends_between_seconds_past_since(
     found: list[float], cap: int, since: int
 ) -> None:
     items = pairs(found, since)
-    page, partial = _page(items, since, Bounds(cap, NO_BYTE_CAP, 1.0))
+    page, partial = take_page(items, since, Bounds(cap, NO_BYTE_CAP, 1.0))
     assert page == [t for t, _, _ in items[: len(page)]]  # a prefix, oldest first
     if not partial:
         assert len(page) == len(items)
@@ -53,7 +53,7 @@ def test_a_list_dialect_client_paging_from_zero_sees_every_item(
     seen: list[int] = []
     since = 0
     for _ in range(len(found) + 1):
-        page, partial = _page(
+        page, partial = take_page(
             [(t, n, 1) for n, t in numbered if t >= since], since, Bounds(cap, NO_BYTE_CAP, 1.0)
         )
         seen += [n for n in page if n not in seen]
@@ -71,7 +71,7 @@ def test_a_page_stops_before_the_byte_cap_but_holds_one_item_at_least(
     found: list[float], weights: list[int], byte_cap: int, since: float
 ) -> None:
     items = [(t, n, weights[n]) for n, t in enumerate(found) if t >= since]
-    page, partial = _page(items, since, Bounds(1000, byte_cap))
+    page, partial = take_page(items, since, Bounds(1000, byte_cap))
     assert page == [n for _, n, _ in items[: len(page)]]
     taken = sum(weights[n] for n in page)
     if len(page) > 1:
@@ -91,7 +91,7 @@ def test_paging_by_bytes_in_whole_seconds_sees_every_item(
     since = 0
     for _ in range(len(found) + 1):
         items = [(t, n, weights[n]) for n, t in enumerate(found) if t >= since]
-        page, partial = _page(items, since, Bounds(1000, byte_cap, 1.0))
+        page, partial = take_page(items, since, Bounds(1000, byte_cap, 1.0))
         seen += [n for n in page if n not in seen]
         if not partial:
             break

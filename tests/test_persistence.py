@@ -20,25 +20,28 @@ import msgspec
 import pytest
 import trio
 
-from morelia_trio import Config, Running, serve, snapshots
+from morelia_trio import Config, Running, serve
 from morelia_trio.client import Client, RequestFailed, open_client
-from morelia_trio.journal import (
+from morelia_trio.core import snapshot_format
+from morelia_trio.core.events import MessageSent
+from morelia_trio.core.journal_format import (
     DataDamaged,
-    Journal,
     encode_end,
     encode_record,
     journal_files,
     journal_name,
     scan,
 )
-from morelia_trio.lock import DirectoryInUse
-from morelia_trio.models import Message, MessageSent
-from morelia_trio.recovery import recover
-from morelia_trio.server import write_snapshot
+from morelia_trio.core.records import Message
+from morelia_trio.persistence import snapshots
+from morelia_trio.persistence.journal_file import JournalFile
+from morelia_trio.persistence.lock import DirectoryInUse
+from morelia_trio.persistence.recovery import recover
+from morelia_trio.persistence.snapshots import write_snapshot
 
 from .helpers import Frame, creds, doc
 
-SNAPSHOT = snapshots.SNAPSHOT_NAME
+SNAPSHOT = snapshot_format.SNAPSHOT_NAME
 
 
 @asynccontextmanager
@@ -310,13 +313,13 @@ async def test_no_reply_comes_before_what_it_shows_is_on_disk(
     With fsync "batch" (synced only every 10 s here) "the disk" is the journal file: what a
     crash of the process leaves, the copy below. Only a power loss may take more."""
     morelia_config = msgspec.structs.replace(morelia_config, fsync=fsync, fsync_batch_ms=10_000)
-    real_write = Journal._write
+    real_write = JournalFile.write
 
-    def slow_write(journal: Journal, items: list[Any], sync: bool) -> None:
+    def slow_write(file: JournalFile, items: list[Any], first: int, sync: bool) -> None:
         time.sleep(0.03)
-        real_write(journal, items, sync)
+        real_write(file, items, first, sync)
 
-    monkeypatch.setattr(Journal, "_write", slow_write)
+    monkeypatch.setattr(JournalFile, "write", slow_write)
     seen_early = 0
     with trio.fail_after(20):
         async with (
@@ -466,11 +469,15 @@ def flip(data: bytes, offset: int) -> bytes:
 
 
 def unknown_format(data: bytes) -> bytes:
-    start = len(snapshots.MAGIC) + snapshots.HEADER.size
+    start = len(snapshot_format.MAGIC) + snapshot_format.HEADER.size
     root = msgspec.msgpack.decode(data[start:])
     root["format"] += 1
     payload = msgspec.msgpack.encode(root)
-    return snapshots.MAGIC + snapshots.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return (
+        snapshot_format.MAGIC
+        + snapshot_format.HEADER.pack(len(payload), zlib.crc32(payload))
+        + payload
+    )
 
 
 def damaged(data: bytes, damage: str) -> bytes:
@@ -588,13 +595,13 @@ async def test_a_stop_under_load_leaves_a_journal_that_reaches_the_final_snapsho
 ) -> None:
     """Changes applied but not yet written when the server stops are written before the
     final snapshot, which says the journal reaches it."""
-    real_write = Journal._write
+    real_write = JournalFile.write
 
-    def slow_write(journal: Journal, items: list[Any], sync: bool) -> None:
+    def slow_write(file: JournalFile, items: list[Any], first: int, sync: bool) -> None:
         time.sleep(0.05)
-        real_write(journal, items, sync)
+        real_write(file, items, first, sync)
 
-    monkeypatch.setattr(Journal, "_write", slow_write)
+    monkeypatch.setattr(JournalFile, "write", slow_write)
     with trio.fail_after(20):
         async with running(morelia_config) as server:
             async with open_client(server.url) as ann:
@@ -609,11 +616,11 @@ async def test_a_stop_under_load_leaves_a_journal_that_reaches_the_final_snapsho
                     for client in clients[:4]:
                         nursery.start_soon(client.send, general, "being written at the stop")
                     await trio.sleep(0.02)  # they are being written, slowly
-                    written = server.store.journal.appended
+                    written = server.store.event_log.appended
                     for client in clients[4:]:
                         nursery.start_soon(client.send, general, "waiting at the stop")
                     await trio.sleep(0.01)  # applied, waiting for the first write to end
-                    appended = server.store.journal.appended
+                    appended = server.store.event_log.appended
                     nursery.cancel_scope.cancel()
         monkeypatch.undo()
         snapshot = snapshots.read(morelia_config.data_dir / SNAPSHOT)

@@ -12,29 +12,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morelia_trio.config import Limits
-from morelia_trio.core import Credentials
-from morelia_trio.errors import UnsupportedMediaType
-from morelia_trio.protocol import (
-    ERRORS_TYPE,
-    PARSERS,
+from morelia_trio.core.answers import Answer
+from morelia_trio.core.errors import UnsupportedMediaType
+from morelia_trio.core.frames import Dialect, Envelope
+from morelia_trio.core.parsers import PARSERS, parse_id
+from morelia_trio.core.plain_words import plain_words
+from morelia_trio.core.protocol import ERRORS_TYPE, FrameError, decode_request
+from morelia_trio.core.records import Credentials
+from morelia_trio.core.replies import render
+from morelia_trio.core.requests import (
     AllMessages,
     Authentication,
     DeleteMessage,
-    Dialect,
     EditMessage,
-    Envelope,
-    FrameError,
     GetUpdate,
     PingPong,
     RegisterUser,
     Request,
     SendMessage,
     UserInfo,
-    decode_request,
-    parse_id,
-    plain_words,
 )
-from morelia_trio.replies import Answer, render
 
 from .helpers import check_doc_reply, check_list_reply
 

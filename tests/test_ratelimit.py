@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from morelia_trio.config import Rate
-from morelia_trio.ratelimit import Bucket, Buckets
+from morelia_trio.core.ratelimit import Bucket, Buckets
 
 steps = st.lists(st.floats(0, 30, allow_nan=False), min_size=1, max_size=200)
 

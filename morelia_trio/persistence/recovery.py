@@ -21,15 +21,12 @@ loss while it was written): the records before it are whole.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 from pathlib import Path
 
 import msgspec
 
-from . import core, snapshots
-from .journal import (
+from ..core.journal_format import (
     HEADER,
     DataDamaged,
     Scan,
@@ -39,6 +36,10 @@ from .journal import (
     journal_name,
     scan,
 )
+from ..core.snapshot_format import SNAPSHOT_NAME
+from ..core.state import State, apply, restore
+from . import snapshots
+from .files import truncate
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Report(msgspec.Struct, kw_only=True):
     torn: list[str] = []  # "file at offset N: why", one per cut tail
 
 
-def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report]:
+def recover(directory: Path, *, repair: bool = True) -> tuple[State, Report]:
     """Rebuild the state from ``directory``.
 
     Args:
@@ -64,11 +65,11 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
         DataDamaged: a snapshot or journal is damaged where no crash could explain it.
     """
     report = Report(directory=str(directory))
-    snapshot = snapshots.read(directory / snapshots.SNAPSHOT_NAME)
+    snapshot = snapshots.read(directory / SNAPSHOT_NAME)
     if snapshot is None:
-        state = core.State()
+        state = State()
     else:
-        state = core.from_snapshot(snapshot)
+        state = restore(snapshot)
         report.snapshot_seq, report.snapshot_time = snapshot.seq, snapshot.time
     files = journal_files(directory) if directory.exists() else []
     covered = state.seq  # every record up to here is in the snapshot or a file read so far
@@ -91,7 +92,7 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
                     found.end,
                     found.torn,
                 )
-                _truncate(path, found.end)
+                truncate(path, found.end)
         report.journal_records += len(found.records)
         if found.records and found.records[0][0] != first_seq:
             raise DataDamaged(
@@ -126,7 +127,7 @@ def recover(directory: Path, *, repair: bool = True) -> tuple[core.State, Report
                     raise DataDamaged(
                         path, offset, f"record {seq} is not an event this server knows"
                     ) from None
-                core.apply(state, event)
+                apply(state, event)
                 state.seq = seq
                 report.replayed += 1
             offset += HEADER.size + len(payload)
@@ -180,20 +181,3 @@ def _torn_end_marker(data: bytes, found: Scan, next_first: int) -> bool:
         and len(tail) <= len(marker)
         and all(byte in (0, expected) for byte, expected in zip(tail, marker, strict=False))
     )
-
-
-def _truncate(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_covered_journals(directory: Path, seq: int) -> None:
-    """Delete journal files that hold only records a snapshot at ``seq`` covers."""
-    files = journal_files(directory)
-    for (first_seq, path), following in itertools.pairwise(files):
-        if following[0] <= seq + 1 and first_seq <= seq:
-            path.unlink(missing_ok=True)

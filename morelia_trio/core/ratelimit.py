@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from .config import Rate
+from ..config import Rate
 
 K = TypeVar("K")
 

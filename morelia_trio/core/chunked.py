@@ -1,8 +1,8 @@
 """Records by consecutive id, in fixed chunks that a snapshot shares instead of copying.
 
 A snapshot's capture runs in the state owner's turn, so it must not copy one reference per
-record: at 1M messages that alone took about 100 ms on cold memory (a cache miss per
-message, to count the reference). Here a capture copies one reference per chunk.
+record: with a large state that alone paused the owner for long (a cache miss per message,
+on cold memory, to count the reference). Here a capture copies one reference per chunk.
 """
 
 from __future__ import annotations

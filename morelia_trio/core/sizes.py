@@ -12,7 +12,7 @@ from typing import Final
 
 import msgspec
 
-from .models import Flow, Message, User
+from .records import Flow, Message, User
 
 # The keys and server-written values of one item, at most (ids below 2**31, times and
 # flags at their longest), in either dialect.

@@ -1,0 +1,55 @@
+"""The events: the journal's records. Applying them in order rebuilds the state."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import msgspec
+
+from .records import Flow, Message, User
+
+
+class Event(msgspec.Struct, kw_only=True, tag=True, gc=False):
+    time: float
+
+
+class UserRegistered(Event, tag="user_registered"):
+    user: User
+    token_hash: bytes
+
+
+class SessionOpened(Event, tag="session_opened"):
+    user_id: int
+    token_hash: bytes
+
+
+class UserDeleted(Event, tag="user_deleted"):
+    user_id: int
+
+
+class FlowAdded(Event, tag="flow_added"):
+    flow: Flow
+
+
+class MessageSent(Event, tag="message_sent"):
+    message: Message
+
+
+class MessageEdited(Event, tag="message_edited"):
+    message_id: int
+    text: str
+
+
+class MessageDeleted(Event, tag="message_deleted"):
+    message_id: int
+
+
+AnyEvent: TypeAlias = (
+    UserRegistered
+    | SessionOpened
+    | UserDeleted
+    | FlowAdded
+    | MessageSent
+    | MessageEdited
+    | MessageDeleted
+)
