@@ -106,39 +106,34 @@ async def _echo(frame: str | bytes, ctx: Context, peer: Peer) -> str | bytes:
 
 
 async def serve_connection(
-    request: WebSocketRequest, ctx: Context, watchdog: Watchdog, *, echo: bool = False
+    request: WebSocketRequest,
+    peer: Peer,
+    ctx: Context,
+    watchdog: Watchdog,
+    *,
+    echo: bool = False,
 ) -> None:
     """Answer every frame on one WebSocket, in order, until the peer goes away.
 
+    The listener has counted the connection in (``Guard.admit``) and releases it after.
     With ``echo`` (``--autobahn-echo``), ECHO_PATH is served too, by the same loop.
     """
     path = request.path.split("?", 1)[0]
     if path != WS_PATH and not (echo and path == ECHO_PATH):
         await request.reject(404, body=b"MoreliaTalk is served at /ws\n")
         return
-    remote = request.remote
-    peer = Peer(remote) if isinstance(remote, str) else Peer(str(remote.address), remote.port)
-    refused = ctx.guard.admit(peer.address)
-    if refused is not None:
-        status, why = refused
-        log.info("%s: connection refused (%d): %s", peer, status, why.strip())
-        await request.reject(status, body=why.encode())
-        return
-    try:
-        answer_parse_failures(request)
-        ws = await request.accept()
-        log.info("%s: connection opened", peer)
-        ouster = _Ouster()
-        ended = OUSTED  # unless _converse ends on its own
-        with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
-            with ouster.scope:
-                answer = _echo if path == ECHO_PATH else respond
-                ended = await _converse(ws, ctx, peer, timer, ouster, answer)
-            if ended == OUSTED:
-                await _close(ws, ctx, 1008, "flooding")
-        log.info("%s: connection closed: %s", peer, ended)
-    finally:
-        ctx.guard.release(peer.address)
+    answer_parse_failures(request)
+    ws = await request.accept()
+    log.info("%s: connection opened", peer)
+    ouster = _Ouster()
+    ended = OUSTED  # unless _converse ends on its own
+    with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
+        with ouster.scope:
+            answer = _echo if path == ECHO_PATH else respond
+            ended = await _converse(ws, ctx, peer, timer, ouster, answer)
+        if ended == OUSTED:
+            await _close(ws, ctx, 1008, "flooding")
+    log.info("%s: connection closed: %s", peer, ended)
 
 
 class _Ouster:
