@@ -72,8 +72,8 @@ async def test_readyz_is_503_while_the_disk_is_full(
         await client.send(general, "refused")
     response = await exchange(server, get("/readyz"))
     assert response.status == 503
-    assert response.body == b"not ready: the disk is full; changes are refused until there is room\n"
-    assert response.body.count(b"\n") == 1
+    assert response.body.startswith(b"not ready: the disk is full")
+    assert response.body.count(b"\n") == 1 and response.body.endswith(b"\n")
     assert (await exchange(server, get("/healthz"))).status == 200  # alive all the same
 
 
