@@ -204,9 +204,9 @@ async def _ready(reply: str) -> str:
 class _Conversation:
     """One connection's turns: read a frame (pinging a silent peer), answer it, send the reply.
 
-    Only the peer is timed, by one ``PeerTimer`` whose scope lasts across frames: a frame
-    costs the timer two writes of its due time (see ``watchdog``). A step after which the
-    connection ends raises ``_Ends``.
+    Only the peer is timed, by one ``PeerTimer`` whose scope lasts across frames: timing a
+    frame writes the timer's due time, it never moves a cancel scope's deadline nor enters a
+    new scope (see ``watchdog``). A step after which the connection ends raises ``_Ends``.
     """
 
     __slots__ = (
