@@ -116,17 +116,22 @@ class Listener:
         peer = Peer(str(address), port)
         guard = self.ctx.guard
         refused = guard.admit(peer.address)
+        # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
+        deadline = trio.current_time() + self.ctx.timeouts.handshake
         try:
-            await self._serve_stream(stream, peer, refused)
+            await self._serve_stream(stream, peer, refused, deadline)
         finally:
             if refused is None:
                 guard.release(peer.address)
 
     async def _serve_stream(
-        self, stream: trio.abc.Stream, peer: Peer, refused: tuple[int, str] | None
+        self,
+        stream: trio.abc.Stream,
+        peer: Peer,
+        refused: tuple[int, str] | None,
+        deadline: float,
     ) -> None:
         timeouts = self.ctx.timeouts
-        deadline = trio.current_time() + timeouts.handshake
         async with stream:
             head = None
             with trio.move_on_at(deadline):
