@@ -152,7 +152,8 @@ class Listener:
                 method, target = request.method.decode(), request.target.decode("ascii", "replace")
                 reply = await endpoints.answer(method, target, self.ctx)
                 if reply.status >= 400:
-                    log.info("%s: HTTP %s %s %d", peer, method, for_log(target, 100), reply.status)
+                    shown = for_log(method, 16), for_log(target, 100)  # both the client's
+                    log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)
                 await _send(stream, head, reply, timeouts.send)
 
     async def _hand_over(self, stream: Replay, peer: Peer, deadline: float) -> None:
