@@ -108,39 +108,34 @@ async def _echo(frame: str | bytes, ctx: Context, peer: Peer) -> str | bytes:
 
 
 async def serve_connection(
-    request: WebSocketRequest, ctx: Context, watchdog: Watchdog, *, echo: bool = False
+    request: WebSocketRequest,
+    peer: Peer,
+    ctx: Context,
+    watchdog: Watchdog,
+    *,
+    echo: bool = False,
 ) -> None:
     """Answer every frame on one WebSocket, in order, until the peer goes away.
 
+    The listener has counted the connection in (``Guard.admit``) and releases it after.
     With ``echo`` (``--autobahn-echo``), ECHO_PATH is served too, by the same loop.
     """
     path = request.path.split("?", 1)[0]
     if path != WS_PATH and not (echo and path == ECHO_PATH):
         await request.reject(404, body=b"MoreliaTalk is served at /ws\n")
         return
-    remote = request.remote
-    peer = Peer(remote) if isinstance(remote, str) else Peer(str(remote.address), remote.port)
-    refused = ctx.guard.admit(peer.address)
-    if refused is not None:
-        status, why = refused
-        log.info("%s: connection refused (%d): %s", peer, status, why.strip())
-        await request.reject(status, body=why.encode())
-        return
-    try:
-        answer_parse_failures(request)
-        ws = await request.accept()
-        log.info("%s: connection opened", peer)
-        ouster = _Ouster()
-        ended = OUSTED  # unless _converse ends on its own
-        with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
-            with ouster.scope:
-                answer = _echo if path == ECHO_PATH else respond
-                ended = await _converse(ws, ctx, peer, timer, ouster, answer)
-            if ended == OUSTED:
-                await _close(ws, ctx, 1008, "flooding")
-        log.info("%s: connection closed: %s", peer, ended)
-    finally:
-        ctx.guard.release(peer.address)
+    answer_parse_failures(request)
+    ws = await request.accept()
+    log.info("%s: connection opened", peer)
+    ouster = _Ouster()
+    ended = OUSTED  # unless _converse ends on its own
+    with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
+        with ouster.scope:
+            answer = _echo if path == ECHO_PATH else respond
+            ended = await _converse(ws, ctx, peer, timer, ouster, answer)
+        if ended == OUSTED:
+            await _close(ws, ctx, 1008, "flooding")
+    log.info("%s: connection closed: %s", peer, ended)
 
 
 class _Ouster:
@@ -150,21 +145,32 @@ class _Ouster:
     ending after it, so that no reply is left half-written on the socket.
     """
 
-    __slots__ = ("_ousted", "phase", "scope")
+    __slots__ = ("_ousted", "scope", "waiting")
 
     def __init__(self) -> None:
         self._ousted = False
-        self.phase = "reading"  # or answering, sending, pinging
+        self.waiting = True  # for a frame or a pong (else answering or sending)
         self.scope = trio.CancelScope()
 
     def oust(self) -> None:
         """Called by the connection of the address whose frame showed it kept flooding."""
         self._ousted = True
-        if self.phase in ("reading", "pinging"):
+        if self.waiting:
             self.scope.cancel()
 
     def ousted(self) -> bool:
         return self._ousted
+
+
+class _Ends(Exception):
+    """The connection ends here: why (for the log), and the close frame to send, if any."""
+
+    def __init__(self, why: str, code: int = 0, reason: str = "") -> None:
+        super().__init__(why)
+        self.why, self.code, self.reason = why, code, reason
+
+
+Respond = Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]]
 
 
 async def _converse(
@@ -173,76 +179,14 @@ async def _converse(
     peer: Peer,
     timer: PeerTimer,
     ouster: _Ouster,
-    answer: Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]] = respond,
+    answer: Respond = respond,
 ) -> str:
     """Read and answer frames until the connection ends; say why it ended.
 
     Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
     """
-    timeouts, guard = ctx.timeouts, ctx.guard
-    frames = guard.frame_bucket()
-    strikes = 0  # frames refused for flooding since the last one let through
-    silent = 0.0  # seconds since the last frame
-    caught: str | bytes | None = None  # a frame that came in just as its read timed out
     try:
-        while not ouster.ousted():
-            # The watchdog cancels this scope once the peer is late; only the peer is timed.
-            ouster.phase = "reading"
-            with timer.restart() as scope:
-                while not ouster.ousted():
-                    if caught is None:
-                        waited = min(timeouts.ping_interval, timeouts.idle - silent)
-                        timer.expire_in(waited)
-                        ouster.phase = "reading"
-                        frame = await ws.get_message()
-                        silent = 0.0
-                        if ouster.ousted():  # as the frame came in: not answered
-                            break
-                        if scope.cancel_called:  # the timer fired as the frame came in
-                            caught = frame
-                            break
-                    else:
-                        frame, caught = caught, None
-                    # The answer takes what it takes (a login may queue for a hashing
-                    # thread): it is not timed.
-                    ouster.phase = "answering"
-                    timer.stop()
-                    if _too_big(frame, ctx.limits.max_frame_bytes):
-                        await _close(ws, ctx, 1009, "frame too big")
-                        return "frame too big (1009)"
-                    if not guard.address_frame(peer.address):
-                        if ouster.ousted():
-                            break
-                        reply: str | bytes = _flood_reply(ctx, ADDRESS_FLOODING)
-                    elif frames is None or frames.take(guard.clock()):
-                        strikes = 0
-                        reply = await answer(frame, ctx, peer)
-                    else:
-                        strikes += 1
-                        if guard.limits is not None and strikes >= guard.limits.flood_strikes:
-                            await _close(ws, ctx, 1008, "flooding")
-                            return "kept flooding (1008)"
-                        reply = _flood_reply(ctx, CONNECTION_FLOODING)
-                    ouster.phase = "sending"
-                    timer.expire_in(timeouts.send)
-                    await ws.send_message(reply)
-            if ouster.ousted():
-                break
-            if caught is not None:
-                continue
-            if ouster.phase == "sending":
-                return f"a reply not taken in {timeouts.send:g} s (slow reader)"
-            silent += waited
-            if silent >= timeouts.idle:
-                await _close(ws, ctx, 1001, "idle")
-                return f"idle for {timeouts.idle:g} s"
-            ouster.phase = "pinging"
-            with trio.move_on_after(timeouts.pong) as pinging:
-                await ws.ping()
-            if pinging.cancelled_caught:
-                await _close(ws, ctx, 1001, "no pong")
-                return f"no pong in {timeouts.pong:g} s"
-        return OUSTED
+        return await _Conversation(ws, ctx, peer, timer, ouster, answer).run()
     except ConnectionClosed as closed:
         failure = parse_failure(ws)
         if failure is not None:
@@ -253,6 +197,131 @@ async def _converse(
         log.exception("%s: bug in a connection; closing it", peer)
         await _close(ws, ctx, 1011, "internal error")
         return "internal error (1011)"
+
+
+async def _ready(reply: str) -> str:
+    return reply
+
+
+class _Conversation:
+    """One connection's turns: read a frame (pinging a silent peer), answer it, send the reply.
+
+    Only the peer is timed, by one ``PeerTimer`` whose scope lasts across frames: timing a
+    frame writes the timer's due time, it never moves a cancel scope's deadline nor enters a
+    new scope (see ``watchdog``). A step after which the connection ends raises ``_Ends``.
+    """
+
+    __slots__ = (
+        "caught",
+        "ctx",
+        "frames",
+        "ouster",
+        "peer",
+        "respond",
+        "silent",
+        "strikes",
+        "timer",
+        "waited",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        ws: WebSocketConnection,
+        ctx: Context,
+        peer: Peer,
+        timer: PeerTimer,
+        ouster: _Ouster,
+        respond: Respond,
+    ) -> None:
+        self.ws, self.ctx, self.peer, self.respond = ws, ctx, peer, respond
+        self.timer, self.ouster = timer, ouster
+        self.frames = ctx.guard.frame_bucket()
+        self.strikes = 0  # frames refused for flooding since the last one let through
+        self.silent = 0.0  # seconds since the last frame
+        self.waited = 0.0  # seconds the current read was given
+        self.caught: str | bytes | None = None  # a frame that came in just as its read timed out
+
+    async def run(self) -> str:
+        try:
+            while True:
+                # The watchdog cancels this scope once the peer is late.
+                with self.timer.restart():
+                    while True:
+                        await self.send(await self.answer(await self.read()))
+                await self.peer_late()
+        except _Ends as end:
+            if end.code:
+                await _close(self.ws, self.ctx, end.code, end.reason)
+            return end.why
+
+    async def read(self) -> str | bytes:
+        """The next frame. Timed: the peer has until the next ping (or idling out) to send it."""
+        ouster, timer = self.ouster, self.timer
+        if ouster.ousted():
+            raise _Ends(OUSTED)
+        frame = self.caught
+        if frame is None:
+            self.waited = min(self.ctx.timeouts.ping_interval, self.ctx.timeouts.idle - self.silent)
+            timer.expire_in(self.waited)
+            ouster.waiting = True
+            frame = await self.ws.get_message()
+            self.silent = 0.0
+            if ouster.ousted():  # as the frame came in: not answered
+                raise _Ends(OUSTED)
+            if timer.scope.cancel_called:  # the timer fired as the frame came in
+                self.caught = frame  # answered first under the next scope
+                await trio.lowlevel.checkpoint()  # takes the cancellation
+        else:
+            self.caught = None
+        ouster.waiting = False
+        timer.stop()
+        return frame
+
+    def answer(self, frame: str | bytes) -> Awaitable[str | bytes]:
+        """The reply to ``frame``, or a refusal while flooding.
+
+        Untimed: the answer takes what it takes (a login may queue for a hashing thread).
+        The steps that do not wait return an awaitable rather than being coroutines: each
+        request goes through them, and a coroutine's frame is a cost of its own.
+        """
+        ctx = self.ctx
+        if _too_big(frame, ctx.limits.max_frame_bytes):
+            raise _Ends("frame too big (1009)", 1009, "frame too big")
+        guard = ctx.guard
+        if not guard.address_frame(self.peer.address):
+            if self.ouster.ousted():
+                raise _Ends(OUSTED)
+            return _ready(_flood_reply(ctx, ADDRESS_FLOODING))
+        if self.frames is None or self.frames.take(guard.clock()):
+            self.strikes = 0
+            return self.respond(frame, ctx, self.peer)
+        self.strikes += 1
+        if guard.limits is not None and self.strikes >= guard.limits.flood_strikes:
+            raise _Ends("kept flooding (1008)", 1008, "flooding")
+        return _ready(_flood_reply(ctx, CONNECTION_FLOODING))
+
+    def send(self, reply: str | bytes) -> Awaitable[None]:
+        """Timed: a peer that does not take its reply is a slow reader."""
+        self.timer.expire_in(self.ctx.timeouts.send)
+        return self.ws.send_message(reply)
+
+    async def peer_late(self) -> None:
+        """The timer fired: a frame caught as it did, a slow reader, or a silent peer."""
+        timeouts = self.ctx.timeouts
+        if self.ouster.ousted():
+            raise _Ends(OUSTED)
+        if self.caught is not None:
+            return
+        if not self.ouster.waiting:
+            raise _Ends(f"a reply not taken in {timeouts.send:g} s (slow reader)")
+        self.silent += self.waited
+        if self.silent >= timeouts.idle:
+            raise _Ends(f"idle for {timeouts.idle:g} s", 1001, "idle")
+        with trio.move_on_after(timeouts.pong) as pinging:
+            await self.ws.ping()
+        if pinging.cancelled_caught:
+            raise _Ends(f"no pong in {timeouts.pong:g} s", 1001, "no pong")
 
 
 async def _close(ws: WebSocketConnection, ctx: Context, code: int, reason: str) -> None:

@@ -9,7 +9,6 @@ from functools import partial
 
 import msgspec
 import trio
-from trio_websocket import serve_websocket
 
 from .auth import Passwords
 from .config import Config, usable_cores
@@ -17,6 +16,7 @@ from .connection import WS_PATH, serve_connection
 from .core import commands
 from .guard import Guard
 from .handlers import Context
+from .listener import Listener
 from .persistence.local import final_snapshot, open_local
 from .persistence.lock import DirectoryLock
 from .persistence.snapshots import snapshot_forever
@@ -37,6 +37,11 @@ class Running(msgspec.Struct, frozen=True):
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def http_url(self) -> str:
+        """Where the plain HTTP endpoints (``/healthz``, ``/readyz``) are, on the same port."""
+        return f"http://{self.host}:{self.port}/"
 
 
 async def serve(
@@ -92,27 +97,19 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             # slow the first requests several times over.
             await passwords.start_workers()
             try:
-                listener = await nursery.start(
-                    partial(
-                        serve_websocket,
-                        partial(
-                            serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
-                        ),
-                        config.host,
-                        config.port,
-                        None,
-                        max_message_size=config.limits.max_frame_bytes,
-                        connect_timeout=config.timeouts.handshake,
-                        disconnect_timeout=config.timeouts.close,
-                    )
+                websocket = partial(
+                    serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
                 )
+                listener = Listener(ctx, websocket, max_message_size=config.limits.max_frame_bytes)
+                port = await nursery.start(listener.serve, config.host, config.port)
             except OSError as exc:  # say which address: "Address already in use" alone does not
                 where = f"{config.host} port {config.port}: {exc.strerror or exc}"
                 raise OSError(exc.errno, where) from exc
-            running = Running(config.host, listener.port, store, ctx)
+            running = Running(config.host, port, store, ctx)
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
             log.info("Serving MoreliaTalk on %s", running.url)
+            log.info("HTTP endpoints (/healthz, /readyz) on %s", running.http_url)
             task_status.started(running)
     except BaseException as exc:
         orderly = _is_shutdown(exc)

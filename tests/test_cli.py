@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from morelia_trio.client import open_client
 from morelia_trio.config import AbuseLimits, Limits, Rate, Timeouts
 
 URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
+HTTP_LINE = re.compile(r"HTTP endpoints .* on (http://\S+)")
 
 
 def without_settings(environ: Mapping[str, str]) -> dict[str, str]:
@@ -107,6 +110,29 @@ def hashing_workers(pid: int) -> int:
             if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
                 count += 1
     return count
+
+
+def test_health_endpoints_answer_plain_http_on_the_websockets_port(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data")
+    try:
+        assert server.process.stderr is not None
+        found = HTTP_LINE.search(server.process.stderr.readline())  # the line after the URL's
+        assert found is not None, server.log
+        http_url = found.group(1)
+        assert http_url == server.url.replace("ws://", "http://").removesuffix("ws")
+        with urllib.request.urlopen(http_url + "healthz", timeout=10) as response:
+            assert (response.status, response.read()) == (200, b"alive\n")
+            assert response.headers["Cache-Control"] == "no-store"
+        with urllib.request.urlopen(http_url + "readyz", timeout=10) as response:
+            assert (response.status, response.read()) == (200, b"ready\n")
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(http_url + "nowhere", timeout=10)
+        assert missing.value.code == 404
+        missing.value.close()
+        run(register_and_send, server.url)  # the WebSocket, on the same port, as ever
+        assert server.stop(signal.SIGTERM) == 0
+    finally:
+        server.process.kill()
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity masks here")

@@ -68,6 +68,11 @@ class EventLog(Protocol):
         """Why the log failed for good, or None while it serves."""
         ...
 
+    @property
+    def degraded(self) -> OSError | None:
+        """Why the log refuses changes for now (a full disk), or None while it takes them."""
+        ...
+
     def append(self, event: AnyEvent, *, probe: bool = False) -> int:
         """Queue ``event`` after every event appended before it; return its sequence number.
 

@@ -1,0 +1,66 @@
+"""The plain HTTP endpoints served beside /ws: what each path answers, by a route table.
+
+For operators and load balancers: ``/healthz`` says the process answers, ``/readyz`` that it
+can take changes. Replies are one line of plain text, never cached. A route is added by
+naming its path in ROUTES (a web page, ``/metrics``), nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import msgspec
+
+from .handlers import Context
+
+TEXT: Final = "text/plain; charset=utf-8"
+READ_METHODS: Final = frozenset({"GET", "HEAD"})
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """One HTTP response: its status, body and the headers it needs beyond the usual."""
+
+    status: int
+    body: bytes
+    content_type: str = TEXT
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Endpoint = Callable[[Context], Awaitable[Reply]]
+
+
+async def healthz(ctx: Context) -> Reply:
+    """Alive: the process accepts connections and answers them."""
+    return Reply(200, b"alive\n")
+
+
+async def readyz(ctx: Context) -> Reply:
+    """Ready: changes are stored. Not while the journal is degraded or has failed."""
+    log = ctx.store.event_log
+    if log.failure is not None:
+        return Reply(503, b"not ready: the journal failed; the server is stopping\n")
+    if log.degraded is not None:
+        return Reply(503, b"not ready: the disk is full; changes are refused until there is room\n")
+    return Reply(200, b"ready\n")
+
+
+ROUTES: Final[dict[str, Endpoint]] = {
+    "/healthz": healthz,
+    "/readyz": readyz,
+}
+
+NOT_FOUND: Final = Reply(404, b"Not found. MoreliaTalk is served at /ws\n")
+NOT_ALLOWED: Final = Reply(
+    405, b"Only GET and HEAD are allowed here.\n", headers=(("Allow", "GET, HEAD"),)
+)
+
+
+async def answer(method: str, target: str, ctx: Context) -> Reply:
+    """The reply to ``method target`` (the request's path, with any query)."""
+    endpoint = ROUTES.get(target.split("?", 1)[0])
+    if endpoint is None:
+        return NOT_FOUND
+    if method not in READ_METHODS:
+        return NOT_ALLOWED
+    return await endpoint(ctx)

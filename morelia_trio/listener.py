@@ -1,0 +1,223 @@
+"""One TCP port for WebSocket and plain HTTP: each connection's request head says which.
+
+For every accepted connection the request head is read with h11 under the handshake timeout
+(a peer that sends it too slowly is dropped unanswered). A WebSocket upgrade is handed to
+trio-websocket on a stream that returns the bytes already read before reading on, so it
+sees the connection as if it had read it from the start (its handshake, 404 for other paths,
+maximum message size and closing handshake are its own). Any other request is answered as
+plain HTTP/1.1 from ``endpoints.ROUTES``, one request per connection (``Connection: close``).
+
+Every connection, whatever it carries, counts against the per-address and total connection
+limits from accept to close; a refused one hears 429 or 503 once its head is read.
+
+TLS belongs in ``_serve_tcp``: wrap the TCP stream in ``trio.SSLStream`` (its handshake
+under the same deadline) before the head is read; nothing after it changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
+from http import HTTPStatus
+from typing import Any, Final
+
+import h11
+import trio
+from trio_websocket import WebSocketRequest, wrap_server_stream
+
+from . import endpoints
+from .connection import Peer
+from .handlers import Context
+from .logtext import for_log
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BYTES: Final = 4096  # as trio-websocket reads
+MAX_HEAD_BYTES: Final = 16 * 1024  # h11's default, and so what trio-websocket allowed
+BAD_REQUEST: Final = endpoints.Reply(400, b"Malformed or too large HTTP request.\n")
+
+WebSocketHandler = Callable[[WebSocketRequest, Peer], Awaitable[None]]
+
+
+class _Head:
+    """A request head as read: h11's state, the request (None if it was malformed), the bytes."""
+
+    __slots__ = ("h11", "raw", "request")
+
+    def __init__(self) -> None:
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.raw = bytearray()
+        self.request: h11.Request | None = None
+
+    def is_upgrade(self) -> bool:
+        assert self.request is not None
+        return any(
+            name == b"upgrade" and b"websocket" in value.lower()
+            for name, value in self.request.headers
+        )
+
+
+class Replay(trio.abc.Stream):
+    """A stream whose first bytes are ``buffered`` (already read from ``inner``), then inner's.
+
+    Its methods hand back inner's awaitables rather than being coroutines of their own: every
+    WebSocket frame goes through them.
+    """
+
+    def __init__(self, inner: trio.abc.Stream, buffered: bytes) -> None:
+        self._inner = inner
+        self._buffered = buffered
+
+    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes | bytearray]:
+        if self._buffered:
+            return self._replay(max_bytes)
+        return self._inner.receive_some(max_bytes)
+
+    async def _replay(self, max_bytes: int | None) -> bytes | bytearray:
+        await trio.lowlevel.checkpoint()
+        size = len(self._buffered) if max_bytes is None else max_bytes
+        data, self._buffered = self._buffered[:size], self._buffered[size:]
+        return data
+
+    def send_all(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
+        return self._inner.send_all(data)
+
+    def wait_send_all_might_not_block(self) -> Coroutine[Any, Any, None]:
+        return self._inner.wait_send_all_might_not_block()
+
+    def aclose(self) -> Coroutine[Any, Any, None]:
+        return self._inner.aclose()
+
+
+class Listener:
+    """What every connection on the port shares: where WebSockets go, the limits, timeouts."""
+
+    def __init__(self, ctx: Context, websocket: WebSocketHandler, *, max_message_size: int) -> None:
+        self.ctx = ctx
+        self.websocket = websocket
+        self.max_message_size = max_message_size
+
+    async def serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept connections on host:port until cancelled; ``started`` with the port bound."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._serve_tcp, listeners)
+            task_status.started(listeners[0].socket.getsockname()[1])
+
+    async def _serve_tcp(self, stream: trio.SocketStream) -> None:
+        try:
+            address, port, *_ = stream.socket.getpeername()
+        except OSError:  # gone already
+            await stream.aclose()
+            return
+        peer = Peer(str(address), port)
+        guard = self.ctx.guard
+        refused = guard.admit(peer.address)
+        # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
+        deadline = trio.current_time() + self.ctx.timeouts.handshake
+        try:
+            await self._serve_stream(stream, peer, refused, deadline)
+        finally:
+            if refused is None:
+                guard.release(peer.address)
+
+    async def _serve_stream(
+        self,
+        stream: trio.abc.Stream,
+        peer: Peer,
+        refused: tuple[int, str] | None,
+        deadline: float,
+    ) -> None:
+        timeouts = self.ctx.timeouts
+        async with stream:
+            head = None
+            with trio.move_on_at(deadline):
+                head = await _read_head(stream)
+            if head is None:
+                return  # too slow, or gone: nothing to answer
+            if head.request is None:
+                log.info("%s: malformed HTTP request (400)", peer)
+                await _send(stream, head, BAD_REQUEST, timeouts.send)
+            elif refused is not None:
+                status, why = refused
+                log.info("%s: connection refused (%d): %s", peer, status, why.strip())
+                await _send(stream, head, endpoints.Reply(status, why.encode()), timeouts.send)
+            elif head.is_upgrade():
+                await self._hand_over(Replay(stream, bytes(head.raw)), peer, deadline)
+            else:
+                request = head.request
+                method, target = request.method.decode(), request.target.decode("ascii", "replace")
+                reply = await endpoints.answer(method, target, self.ctx)
+                if reply.status >= 400:
+                    shown = for_log(method, 16), for_log(target, 100)  # both the client's
+                    log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)
+                await _send(stream, head, reply, timeouts.send)
+
+    async def _hand_over(self, stream: Replay, peer: Peer, deadline: float) -> None:
+        """What trio-websocket's own server does with a connection, on the replayed stream."""
+        async with trio.open_nursery() as nursery:
+            with trio.move_on_at(deadline) as handshake:
+                request = await wrap_server_stream(
+                    nursery, stream, max_message_size=self.max_message_size
+                )
+            if handshake.cancelled_caught:
+                nursery.cancel_scope.cancel()
+                return
+            try:
+                await self.websocket(request, peer)
+            finally:
+                with trio.move_on_after(self.ctx.timeouts.close):
+                    # The request's connection: the one way to end its reader task, as
+                    # trio-websocket's server does after its handler.
+                    await request._connection.aclose()
+
+
+async def _read_head(stream: trio.abc.Stream) -> _Head | None:
+    """The request head; its ``request`` None if malformed or too large; None if the peer left."""
+    head = _Head()
+    while True:
+        try:
+            event = head.h11.next_event()
+        except h11.RemoteProtocolError:
+            return head
+        if isinstance(event, h11.Request):
+            # h11 checks the size only while it waits for more: a head that came whole in
+            # the last read may be larger.
+            if len(head.raw) - len(head.h11.trailing_data[0]) <= MAX_HEAD_BYTES:
+                head.request = event
+            return head
+        if event is not h11.NEED_DATA:
+            return None  # closed before a request
+        try:
+            data = await stream.receive_some(RECEIVE_BYTES)
+        except trio.BrokenResourceError:
+            return None
+        head.raw += data
+        head.h11.receive_data(bytes(data))
+
+
+async def _send(
+    stream: trio.abc.Stream, head: _Head, reply: endpoints.Reply, within: float
+) -> None:
+    """Send ``reply`` (without its body to a HEAD), then the connection is closed."""
+    headers = [
+        ("Content-Type", reply.content_type),
+        ("Content-Length", str(len(reply.body))),
+        ("Cache-Control", "no-store"),
+        ("Connection", "close"),
+        *reply.headers,
+    ]
+    phrase = HTTPStatus(reply.status).phrase.encode()
+    events: list[h11.Event] = [
+        h11.Response(status_code=reply.status, headers=headers, reason=phrase)
+    ]
+    if head.request is None or head.request.method != b"HEAD":
+        events.append(h11.Data(data=reply.body))
+    events.append(h11.EndOfMessage())
+    data = b"".join(head.h11.send(event) or b"" for event in events)
+    # The peer may be gone (broken): there is nothing more to tell it.
+    with trio.move_on_after(within), suppress(trio.BrokenResourceError):
+        await stream.send_all(data)
