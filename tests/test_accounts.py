@@ -8,12 +8,12 @@ import trio
 
 from morelia_trio.accounts import canonical_login, login_problem
 from morelia_trio.auth import hash_password, new_token
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.config import Config
 from morelia_trio.core import hash_token
 from morelia_trio.journal import encode_record, journal_name
 from morelia_trio.models import Flow, FlowAdded, User, UserRegistered
 from morelia_trio.testing import CHEAP_ARGON2
+from tests.wire import Client, RequestFailed, open_client
 
 from .helpers import exchange
 from .test_errors import DIALECTS, LIST, req

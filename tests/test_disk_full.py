@@ -22,10 +22,10 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from morelia_trio import Config, Running, serve
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.journal import Journal, StorageFailed, journal_name
 from morelia_trio.recovery import recover
 from tests.test_journal import make_events
+from tests.wire import Client, RequestFailed, open_client
 
 REFUSED = "The server cannot store changes right now."
 

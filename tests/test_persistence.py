@@ -21,7 +21,6 @@ import pytest
 import trio
 
 from morelia_trio import Config, Running, serve, snapshots
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.journal import (
     DataDamaged,
     Journal,
@@ -35,6 +34,7 @@ from morelia_trio.lock import DirectoryInUse
 from morelia_trio.models import Message, MessageSent
 from morelia_trio.recovery import recover
 from morelia_trio.server import write_snapshot
+from tests.wire import Client, RequestFailed, open_client
 
 from .helpers import Frame, creds, doc
 
