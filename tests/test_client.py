@@ -31,9 +31,10 @@ from morelia_trio.client import (
     Session,
     TooLarge,
     Unauthorized,
+    Unavailable,
     open_client,
 )
-from morelia_trio.config import Limits
+from morelia_trio.config import AbuseLimits, Limits
 from morelia_trio.core import State
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -109,6 +110,17 @@ async def test_each_error_has_its_own_exception(deadline: None, morelia_server: 
             await ann.call("no_such_method")
         with pytest.raises(Unauthorized):
             await bob.login("bob", "wrong-password")
+
+
+async def test_a_busy_server_is_unavailable(
+    deadline: None, nursery: trio.Nursery, morelia_config: Config
+) -> None:
+    no_waiting = msgspec.structs.replace(morelia_config, abuse=AbuseLimits(hash_queue=0))
+    running: Running = await nursery.start(serve, no_waiting)
+    async with open_client(running.url) as ann:
+        with pytest.raises(Unavailable) as busy:
+            await ann.register("ann", "ann-password")  # no password check may wait
+        assert busy.value.code == 503
 
 
 @pytest.fixture
