@@ -1,4 +1,5 @@
-"""The command line: ``morelia-trio serve`` and ``morelia-trio data info DIR``."""
+"""The command line: ``morelia-trio serve``, ``morelia-trio data info DIR`` and
+``morelia-trio chat URL``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import msgspec
 import msgspec.inspect
 import trio
 
-from . import __version__
+from . import __version__, chat
 from .config import AbuseLimits, Config, Limits, Rate, Timeouts
 from .journal import DataDamaged, StorageFailed
 from .lock import DirectoryInUse
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     info = data_commands.add_parser("info", help="what a data directory holds, and any damage")
     info.add_argument("directory", type=Path)
+
+    chat = commands.add_parser("chat", help="a terminal chat with a MoreliaTalk server")
+    chat.add_argument("url", help="such as ws://127.0.0.1:8000/ws")
+    chat.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between asking for news (%(default)s)"
+    )
     return parser
 
 
@@ -145,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "data":
         return data_info(args.directory)
+    if args.command == "chat":
+        return chat.main(args.url, args.poll)
     if args.snapshot_interval <= 0 or math.isnan(args.snapshot_interval):
         print("morelia-trio: --snapshot-interval must be positive", file=sys.stderr)
         return 2
