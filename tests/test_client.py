@@ -125,8 +125,8 @@ async def test_a_busy_server_is_unavailable(
 
 @pytest.fixture
 def morelia_config(morelia_config: Config) -> Config:
-    """Pages of three items at most, or fewer when a fourth would pass 600 bytes."""
-    return msgspec.structs.replace(morelia_config, limits=Limits(reply_cap=3, max_reply_bytes=600))
+    """Pages of three items at most, or fewer when one more would pass 3000 bytes (2 KB of items)."""
+    return msgspec.structs.replace(morelia_config, limits=Limits(reply_cap=3, max_reply_bytes=3000))
 
 
 def _next_second(state: State) -> None:
@@ -145,7 +145,7 @@ async def test_listings_follow_partial_pages_to_the_end(
             await morelia_server.store.call(_next_second)
             # two messages a second, so pages end on a second both sides of it sent
             for n in range(2):
-                text = f"s{second}m{n}" + "." * (100 if second % 3 else 0)
+                text = f"s{second}m{n}" + "." * (1200 if second in (3, 4) else 0)
                 texts.append(text)
                 await ann.send(general, text)
             await ann.add_flow("group", f"group {second}")
