@@ -301,12 +301,14 @@ class Client:
                 try:
                     return await ws.get_message()
                 except _DROPPED as exc:
-                    await self._drop(ws, exc, sent=True, again=resend and not fresh)
+                    await self._drop(ws, exc, sent=not resend, again=resend and not fresh)
 
     async def _drop(
         self, ws: WebSocketConnection, exc: BaseException, *, sent: bool, again: bool
     ) -> None:
-        """Forget a dropped connection; raise unless the request may be sent again."""
+        """Forget a dropped connection; raise unless the request may be sent again.
+
+        ``sent``: a change reached the server, whose answer never came."""
         self._ws = None
         with trio.move_on_after(1):
             await ws.aclose()
@@ -318,7 +320,7 @@ class Client:
                 "the request may or may not have been applied",
                 maybe_applied=True,
             ) from exc
-        raise ConnectionLost(f"the connection dropped ({_why(exc)}): nothing was sent") from exc
+        raise ConnectionLost(f"the connection dropped ({_why(exc)})") from exc
 
     async def _reconnect(self) -> WebSocketConnection:
         if self._backoff is None:
