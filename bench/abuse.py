@@ -28,7 +28,7 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed
 
-from morelia_trio.client import Client, RequestFailed, open_client
+from bench.wire import Client, RequestFailed, open_client
 
 from . import procstat, suite
 from .experiments import worktree

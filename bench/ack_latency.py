@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from morelia_trio.client import open_client
+from bench.wire import open_client
 
 from .suite import running_server
 

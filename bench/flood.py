@@ -32,7 +32,7 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from morelia_trio.client import open_client
+from bench.wire import open_client
 
 from . import suite
 from .procstat import cpu_seconds

@@ -1,4 +1,5 @@
-"""The command line: ``morelia-trio serve`` and ``morelia-trio data info DIR``."""
+"""The command line: ``morelia-trio serve``, ``morelia-trio data info DIR`` and
+``morelia-trio chat URL``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import msgspec
 import msgspec.inspect
 import trio
 
-from . import __version__
+from . import __version__, chat
 from .config import AbuseLimits, Config, Rate
 from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     info = data_commands.add_parser("info", help="what a data directory holds, and any damage")
     info.add_argument("directory", type=Path)
+
+    chatting = commands.add_parser("chat", help="a terminal chat with a MoreliaTalk server")
+    chatting.add_argument("url", help="such as ws://127.0.0.1:8000/ws")
+    chatting.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between asking for news (%(default)s)"
+    )
     return parser
 
 
@@ -156,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "data":
         return data_info(args.directory)
+    if args.command == "chat":
+        return chat.main(args.url, args.poll)
     try:
         config = config_from(args, os.environ)
     except SettingError as exc:

@@ -1,108 +1,495 @@
-"""A small async MoreliaTalk client (list dialect, as every real client speaks it).
+"""The MoreliaTalk client: typed results, one exception per error, paging, resuming, reconnecting.
 
 async with open_client("ws://127.0.0.1:8000/ws") as client:
-    await client.register("ann", "secret")
-    flow = (await client.flows())[0]
-    await client.send(flow["id"], "Hello!")
-    print(await client.messages(flow["id"]))
+    session = await client.register("ann", "secret")  # save it: client.resume(session)
+    general = (await client.flows())[0]
+    await client.send(general.id, "Hello!")
+    print([m.text for m in await client.messages(general.id)])
+
+It speaks the list dialect, as every real client does, and decodes each reply with msgspec
+into the Structs below. A reply with an error code raises the ``RequestFailed`` subclass of
+its code. ``messages()``, ``flows()`` and ``updates()`` follow 206 replies to the end;
+``pages()`` hands them over one page at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 import msgspec
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url, wrap_client_stream
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    connect_websocket_url,
+    wrap_client_stream,
+)
 
 Frame: TypeAlias = dict[str, Any]
+Attachment: TypeAlias = str | list[int]
+FlowType: TypeAlias = Literal["chat", "group", "channel"]
+
 _encoder = msgspec.json.Encoder()
 
 
-class RequestFailed(Exception):
-    """The server answered with an error code."""
+# --- what the server answers, as the list dialect writes it ------------------------------------
 
-    def __init__(self, reply: Frame) -> None:
-        errors = reply["errors"]
-        super().__init__(f"{errors['code']} {errors['status']}: {errors['detail']}")
-        self.code: int = errors["code"]
-        self.reply = reply
+
+class Session(msgspec.Struct, frozen=True):
+    """A user id and a token: save it (msgspec.json.encode) and ``resume`` with it later."""
+
+    user_id: str
+    token: str
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """A user. ``email`` is shown only in one's own profile."""
+
+    id: str
+    login: str
+    username: str
+    email: str | None = None
+    is_bot: bool = False
+    bio: str | None = None
+    avatar: Attachment | None = None
+
+
+class Flow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    time: int
+    type: FlowType
+    title: str
+    info: str | None = None
+    owner: str | None = None
+    users: list[str] = []
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    time: int
+    flow_id: str = msgspec.field(name="from_flow_id")
+    author_id: str = msgspec.field(name="from_user_uuid")
+    text: str | None = None
+    client_id: int | str | None = None
+    reply_to: str | None = None
+    file_picture: Attachment | None = None
+    file_video: Attachment | None = None
+    file_audio: Attachment | None = None
+    file_document: Attachment | None = None
+    emoji: Attachment | None = None
+    edited_time: int | None = None
+    edited_status: bool = False
+
+
+class Sent(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``send`` returns: the new message's id and time."""
+
+    id: str
+    time: int
+    flow_id: str = msgspec.field(name="from_flow_id")
+    client_id: int | str | None = None
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One reply of a listing; ``partial`` (206) says more follow."""
+
+    users: list[Profile] = []
+    flows: list[Flow] = []
+    messages: list[Message] = []
+    time: int  # the server's clock when it answered
+    partial: bool = False
+
+
+class Update(msgspec.Struct, frozen=True, kw_only=True):
+    """What changed since a time: ``updates()`` gathers it across every page."""
+
+    users: list[Profile]
+    flows: list[Flow]
+    messages: list[Message]
+    time: int  # the server's clock at the last page: ask from it next time
+
+
+class _Token(msgspec.Struct):
+    id: str
+    auth_id: str
+
+
+class _Errors(msgspec.Struct):
+    code: int
+    status: str
+    detail: str
+
+
+class _Envelope(msgspec.Struct):
+    errors: _Errors
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Listing(msgspec.Struct):
+    time: int
+    user: list[Profile] = []
+    flow: list[Flow] = []
+    message: list[Message] = []
+
+
+class _Tokens(msgspec.Struct):
+    user: list[_Token]
+
+
+class _Flows(msgspec.Struct):
+    flow: list[Flow]
+
+
+class _Sents(msgspec.Struct):
+    message: list[Sent]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class RequestFailed(Exception):
+    """The server answered with an error code; the subclass names its kind."""
+
+    def __init__(self, code: int, status: str, detail: str, reply: Frame) -> None:
+        super().__init__(f"{code} {status}: {detail}")
+        self.code = code
+        self.status = status
+        self.detail = detail
+        self.reply = reply  # the whole reply, decoded as JSON
+
+
+class BadRequest(RequestFailed):
+    """400: the server could not make sense of the request."""
+
+
+class Unauthorized(RequestFailed):
+    """401: no session, a token the server does not know, or a wrong password."""
+
+
+class Forbidden(RequestFailed):
+    """403: not allowed (someone else's message or channel, too many flows)."""
+
+
+class NotFound(RequestFailed):
+    """404: no such login, flow, message or user (or one you may not see)."""
+
+
+class Conflict(RequestFailed):
+    """409: the login is taken."""
+
+
+class TooLarge(RequestFailed):
+    """413: a text or attachment above its cap, or the storage quota reached."""
+
+
+class Invalid(RequestFailed):
+    """415: a field of the wrong type, missing, or breaking the rules (the detail names it)."""
+
+
+class RateLimited(RequestFailed):
+    """429: too many requests, or too many users named in one."""
+
+
+class ServerError(RequestFailed):
+    """500: a bug in the server."""
+
+
+class Unavailable(RequestFailed):
+    """503: the server cannot store changes right now, or is too busy checking passwords."""
+
+
+class VersionNotSupported(RequestFailed):
+    """505: the server does not speak this protocol version."""
+
+
+ERRORS: dict[int, type[RequestFailed]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    415: Invalid,
+    429: RateLimited,
+    500: ServerError,
+    503: Unavailable,
+    505: VersionNotSupported,
+}
+
+
+class ConnectionLost(Exception):
+    """The connection dropped. ``maybe_applied``: a change was sent and its answer never came,
+    so it may or may not have happened; it is never sent again by itself (look before
+    repeating it). The next request connects again when the client reconnects."""
+
+    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
+class Backoff(msgspec.Struct, frozen=True):
+    """Waits between attempts to reconnect: ``first`` seconds, growing by ``factor`` up to
+    ``most``, each taken at random between half and all of it (so clients a restart dropped
+    together do not return together); after ``attempts`` failures, ``ConnectionLost``."""
+
+    first: float = 0.1
+    factor: float = 2.0
+    most: float = 10.0
+    attempts: int = 10
+
+    def delays(self) -> list[float]:
+        waits = (min(self.most, self.first * self.factor**n) for n in range(self.attempts))
+        return [wait * random.uniform(0.5, 1.0) for wait in waits]
+
+
+# Requests that change nothing: after a dropped connection they are safely sent again.
+_READS = frozenset({"user_info", "all_flow", "all_messages", "get_update", "ping_pong"})
+_DROPPED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, OSError)
+
+Listed: TypeAlias = Literal["all_messages", "all_flow", "get_update"]
+Connector: TypeAlias = Callable[[trio.Nursery], Awaitable[WebSocketConnection]]
 
 
 class Client:
-    """One connection. After ``register`` or ``login`` it sends the token with each request."""
+    """A session with a server. After ``register``, ``login`` or ``resume`` every request
+    carries the token. Requests take turns, so tasks may share one client."""
 
-    def __init__(self, ws: WebSocketConnection) -> None:
-        self.ws = ws
-        self.user_id: str | None = None
-        self.token: str | None = None
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        connect: Connector,
+        ws: WebSocketConnection,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._nursery = nursery
+        self._connect = connect
+        self._ws: WebSocketConnection | None = ws
+        self._backoff = backoff  # None: never reconnect
+        self._turn = trio.Lock()
+        self.session: Session | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        return None if self.session is None else self.session.user_id
+
+    # --- the wire ---
 
     async def request(self, frame: Frame | str | bytes) -> Frame:
-        """Send one frame (a dict is encoded as JSON text) and return the decoded reply."""
+        """Send one raw frame and return the reply decoded as JSON, whatever its code."""
         if isinstance(frame, dict):
             frame = _encoder.encode(frame).decode()
-        await self.ws.send_message(frame)
-        reply: Frame = msgspec.json.decode(await self.ws.get_message())
+        reply: Frame = msgspec.json.decode(await self._exchange(frame, resend=False))
         return reply
 
-    async def call(self, type_: str, **data: Any) -> Frame:
-        """Send a list-dialect request with this client's token; raise on an error code."""
-        if self.user_id is not None and "user" not in data:
+    async def _exchange(self, frame: str | bytes, *, resend: bool) -> str | bytes:
+        async with self._turn:
+            while True:
+                # A connection that fails as soon as it is made fails for this request:
+                # trying it again would only loop (a frame the server refuses, say).
+                fresh = self._ws is None
+                ws = self._ws or await self._reconnect()
+                try:
+                    await ws.send_message(frame)
+                except _DROPPED as exc:  # a frame cut short is never applied: safe to send
+                    await self._drop(ws, exc, sent=False, again=not fresh)
+                    continue
+                try:
+                    return await ws.get_message()
+                except _DROPPED as exc:
+                    await self._drop(ws, exc, sent=not resend, again=resend and not fresh)
+
+    async def _drop(
+        self, ws: WebSocketConnection, exc: BaseException, *, sent: bool, again: bool
+    ) -> None:
+        """Forget a dropped connection; raise unless the request may be sent again.
+
+        ``sent``: a change reached the server, whose answer never came."""
+        self._ws = None
+        with trio.move_on_after(1):
+            await ws.aclose()
+        if self._backoff is not None and again:
+            return
+        if sent:
+            raise ConnectionLost(
+                f"the connection dropped before the answer came ({_why(exc)}): "
+                "the request may or may not have been applied",
+                maybe_applied=True,
+            ) from exc
+        raise ConnectionLost(f"the connection dropped ({_why(exc)})") from exc
+
+    async def _reconnect(self) -> WebSocketConnection:
+        if self._backoff is None:
+            raise ConnectionLost("the connection dropped earlier (open_client(reconnect=True)?)")
+        failure: BaseException | None = None
+        for delay in self._backoff.delays():
+            await trio.sleep(delay)
+            try:
+                self._ws = await self._connect(self._nursery)
+                return self._ws
+            except _DROPPED as exc:
+                failure = exc
+        raise ConnectionLost(
+            f"could not reconnect in {self._backoff.attempts} attempts ({_why(failure)})"
+        ) from failure
+
+    async def call(self, type_: str, **data: Any) -> msgspec.Raw:
+        """Send a list-dialect request with the session's token; return its ``data``, raw.
+
+        Raises the ``RequestFailed`` subclass of an error code, or ``ConnectionLost``.
+        """
+        return (await self._call(type_, **data))[1]
+
+    async def _call(self, type_: str, **data: Any) -> tuple[int, msgspec.Raw]:
+        if self.session is not None and "user" not in data:
             data["user"] = [self._me()]
-        reply = await self.request({"type": type_, "data": data, "jsonapi": {"version": "1.0"}})
-        if reply["errors"]["code"] >= 300:
-            raise RequestFailed(reply)
-        return reply
+        frame = {"type": type_, "data": data, "jsonapi": {"version": "1.0"}}
+        raw = await self._exchange(_encoder.encode(frame).decode(), resend=type_ in _READS)
+        reply = msgspec.json.decode(raw, type=_Envelope)
+        errors = reply.errors
+        if errors.code >= 300:
+            kind = ERRORS.get(errors.code, RequestFailed)
+            raise kind(errors.code, errors.status, errors.detail, msgspec.json.decode(raw))
+        return errors.code, reply.data
 
     def _me(self) -> Frame:
-        return {"uuid": self.user_id, "auth_id": self.token}
+        assert self.session is not None
+        return {"uuid": self.session.user_id, "auth_id": self.session.token}
+
+    # --- sessions ---
 
     async def register(
         self, login: str, password: str, username: str | None = None, email: str | None = None
-    ) -> str:
+    ) -> Session:
         user = {"login": login, "password": password, "username": username, "email": email}
         return self._keep(await self.call("register_user", user=[user]))
 
-    async def login(self, login: str, password: str) -> str:
+    async def login(self, login: str, password: str) -> Session:
         return self._keep(await self.call("auth", user=[{"login": login, "password": password}]))
 
-    def _keep(self, reply: Frame) -> str:
-        user = reply["data"]["user"][0]
-        self.user_id, self.token = user["uuid"], user["auth_id"]
-        return str(user["uuid"])
+    async def resume(self, session: Session) -> None:
+        """Carry on a saved session; raises ``Unauthorized`` when its token no longer works."""
+        self.session = session
+        try:
+            await self.ping()
+        except Unauthorized:
+            self.session = None
+            raise
 
-    async def user_info(self, *others: str) -> list[Frame]:
-        named = [{"uuid": other} for other in others]
-        return list((await self.call("user_info", user=[self._me(), *named]))["data"]["user"])
+    def _keep(self, data: msgspec.Raw) -> Session:
+        token = msgspec.json.decode(data, type=_Tokens).user[0]
+        self.session = Session(token.id, token.auth_id)
+        return self.session
 
-    async def flows(self) -> list[Frame]:
-        return list((await self.call("all_flow"))["data"]["flow"])
+    async def delete_user(self, login: str, password: str) -> None:
+        await self.call("delete_user", user=[{"login": login, "password": password}])
+        self.session = None
+
+    async def ping(self) -> None:
+        await self.call("ping_pong")
+
+    # --- reading ---
+
+    async def me(self) -> Profile:
+        """Your own profile (with your email)."""
+        return msgspec.json.decode(await self.call("user_info"), type=_Listing).user[0]
+
+    async def users(self, *user_ids: str) -> list[Profile]:
+        """The public profiles of these users, in that order."""
+        named = [{"uuid": user_id} for user_id in user_ids]
+        data = await self.call("user_info", user=[self._me(), *named])
+        return msgspec.json.decode(data, type=_Listing).user[1:]
+
+    async def flows(self, since: int = 0) -> list[Flow]:
+        """Every flow you may see (created at or after ``since``), oldest first."""
+        return (await self._everything("all_flow", since, None)).flows
+
+    async def messages(self, flow_id: str | None = None, since: int = 0) -> list[Message]:
+        """Messages from ``since`` on, oldest first, in one flow or every flow you may read."""
+        return (await self._everything("all_messages", since, flow_id)).messages
+
+    async def updates(self, since: int = 0, flow_id: str | None = None) -> Update:
+        """Messages, flows and profiles that changed at or after ``since``."""
+        everything = await self._everything("get_update", since, flow_id)
+        return Update(
+            users=everything.users,
+            flows=everything.flows,
+            messages=everything.messages,
+            time=everything.time,
+        )
+
+    async def _everything(self, type_: Listed, since: int, flow_id: str | None) -> Page:
+        users: dict[str, Profile] = {}
+        flows: dict[str, Flow] = {}
+        messages: dict[str, Message] = {}
+        time = since
+        async for page in self.pages(type_, since, flow_id):
+            # a later copy (an edit, say) replaces the earlier one in place
+            users.update((user.id, user) for user in page.users)
+            flows.update((flow.id, flow) for flow in page.flows)
+            messages.update((message.id, message) for message in page.messages)
+            time = page.time
+        return Page(
+            users=list(users.values()),
+            flows=list(flows.values()),
+            messages=list(messages.values()),
+            time=time,
+        )
+
+    async def pages(
+        self,
+        type_: Listed,
+        since: int = 0,
+        flow_id: str | None = None,
+    ) -> AsyncIterator[Page]:
+        """Each reply of a listing in turn, following 206 to the end.
+
+        The list dialect's times are whole seconds, and a partial page never ends inside
+        one, so the next page is asked from the last second received: its items come again,
+        and are left out here. A page may hence come out empty.
+        """
+        seen: set[tuple[str, str]] = set()
+        while True:
+            flow = [{"uuid": flow_id}] if flow_id is not None else None
+            code, data = await self._call(type_, flow=flow, time=since)
+            listing = msgspec.json.decode(data, type=_Listing)
+            partial = code == 206
+            keys = {("Profile", u.id) for u in listing.user}
+            keys |= {("Flow", f.id) for f in listing.flow}
+            keys |= {("Message", m.id) for m in listing.message}
+            yield Page(
+                users=[u for u in listing.user if ("Profile", u.id) not in seen],
+                flows=[f for f in listing.flow if ("Flow", f.id) not in seen],
+                messages=[m for m in listing.message if ("Message", m.id) not in seen],
+                time=listing.time,
+                partial=partial,
+            )
+            if not partial:
+                return
+            seen = keys
+            # Profiles carry no time; the page holds whole seconds past ``since``, so the
+            # next second is always safe to ask from.
+            times = [f.time for f in listing.flow]
+            times += [m.edited_time or m.time for m in listing.message]
+            since = max([since + 1, *times])
+
+    # --- writing ---
 
     async def add_flow(
-        self, type_: str, title: str, users: list[str] | None = None, info: str | None = None
-    ) -> Frame:
+        self, type_: FlowType, title: str, users: list[str] | None = None, info: str | None = None
+    ) -> Flow:
         flow = {"type": type_, "title": title, "info": info, "users": users}
-        created: Frame = (await self.call("add_flow", flow=[flow]))["data"]["flow"][0]
-        return created
+        return msgspec.json.decode(await self.call("add_flow", flow=[flow]), type=_Flows).flow[0]
 
-    async def send(self, flow_id: str, text: str, **extra: Any) -> Frame:
-        reply = await self.call(
-            "send_message", flow=[{"uuid": flow_id}], message=[{"text": text, **extra}]
-        )
-        sent: Frame = reply["data"]["message"][0]
-        return sent
-
-    async def messages(self, flow_id: str | None = None, since: int = 0) -> list[Frame]:
-        flow = [{"uuid": flow_id}] if flow_id is not None else None
-        reply = await self.call("all_messages", flow=flow, time=since)
-        return list(reply["data"]["message"])
-
-    async def update(self, since: int = 0) -> Frame:
-        data: Frame = (await self.call("get_update", time=since))["data"]
-        return data
+    async def send(self, flow_id: str, text: str | None = None, **extra: Any) -> Sent:
+        """Post to a flow; ``extra``: client_id, reply_to, file_picture, emoji and the like."""
+        message = {"text": text, **extra}
+        data = await self.call("send_message", flow=[{"uuid": flow_id}], message=[message])
+        return msgspec.json.decode(data, type=_Sents).message[0]
 
     async def edit(self, message_id: str, text: str) -> None:
         await self.call("edited_message", message=[{"uuid": message_id, "text": text}])
@@ -110,36 +497,64 @@ class Client:
     async def delete_message(self, message_id: str) -> None:
         await self.call("delete_message", message=[{"uuid": message_id}])
 
-    async def delete_user(self, login: str, password: str) -> None:
-        await self.call("delete_user", user=[{"login": login, "password": password}])
-        self.user_id = self.token = None
 
-    async def ping(self) -> None:
-        await self.call("ping_pong")
+def _why(exc: BaseException | None) -> str:
+    if isinstance(exc, ConnectionClosed) and exc.reason is not None:
+        return f"closed with {exc.reason.code}"
+    return "no reason given" if exc is None else type(exc).__name__
 
 
 @asynccontextmanager
 async def open_client(
-    url: str, *, max_message_size: int = 16 * 1024 * 1024, local_address: str | None = None
+    url: str,
+    *,
+    session: Session | None = None,
+    reconnect: bool | Backoff = False,
+    max_message_size: int = 16 * 1024 * 1024,
+    local_address: str | None = None,
 ) -> AsyncIterator[Client]:
     """Connect to a MoreliaTalk server; the connection closes when the block ends.
 
+    ``session``: resume it (``Unauthorized`` if its token no longer works).
+    ``reconnect``: when the connection drops, connect again at the next request, waiting
+    as ``Backoff`` says (``True``: its defaults); reads lost in flight are sent again, a
+    change lost in flight raises ``ConnectionLost``. Off, a drop raises ``ConnectionLost``.
     ``local_address``: the address to connect from, such as 127.0.0.2 (every 127.x.y.z
     reaches a server on 127.0.0.1): a client the server's limits per address count apart.
     """
-    if local_address is None:
-        async with open_websocket_url(url, max_message_size=max_message_size) as ws:
-            yield Client(ws)
-        return
-    async with _open_websocket_from(url, local_address, max_message_size) as ws:
-        yield Client(ws)
+
+    async def connect(nursery: trio.Nursery) -> WebSocketConnection:
+        if local_address is None:
+            return await connect_websocket_url(nursery, url, max_message_size=max_message_size)
+        return await _connect_from(nursery, url, local_address, max_message_size)
+
+    backoff = Backoff() if reconnect is True else (reconnect or None)
+    try:
+        async with trio.open_nursery() as nursery:  # the connections' own tasks
+            client = Client(nursery, connect, await connect(nursery), backoff)
+            try:
+                if session is not None:
+                    await client.resume(session)
+                yield client
+            finally:
+                if client._ws is not None:
+                    await client._ws.aclose()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's block raised: hand it back as it was raised.
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        context = leaf.__context__
+        try:
+            raise leaf
+        finally:
+            leaf.__context__ = context
 
 
-@asynccontextmanager
-async def _open_websocket_from(
-    url: str, local_address: str, max_message_size: int
-) -> AsyncIterator[WebSocketConnection]:
-    """open_websocket_url, from a chosen local address (ws:// only)."""
+async def _connect_from(
+    nursery: trio.Nursery, url: str, local_address: str, max_message_size: int
+) -> WebSocketConnection:
+    """connect_websocket_url, from a chosen local address (ws:// only)."""
     parts = urlsplit(url)
     if parts.scheme != "ws" or parts.hostname is None:
         raise ValueError(f"{url!r}: only ws://HOST:PORT/PATH URLs may name a local address")
@@ -149,11 +564,6 @@ async def _open_websocket_from(
     stream = await trio.open_tcp_stream(
         parts.hostname, parts.port or 80, local_address=local_address
     )
-    async with stream, trio.open_nursery() as nursery:
-        ws = await wrap_client_stream(
-            nursery, stream, parts.hostname, resource, max_message_size=max_message_size
-        )
-        try:
-            yield ws
-        finally:
-            await ws.aclose()
+    return await wrap_client_stream(
+        nursery, stream, parts.hostname, resource, max_message_size=max_message_size
+    )

@@ -6,6 +6,8 @@ must be installed, in trio mode or with ``@pytest.mark.trio``):
     async def test_hello(morelia_client):
         await morelia_client.register("ann", "secret")
         assert await morelia_client.flows()
+
+``morelia_client`` is the typed ``morelia_trio.client.Client``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,6 @@ async def morelia_server(nursery: trio.Nursery, morelia_config: Config) -> Runni
 
 @pytest.fixture
 async def morelia_client(morelia_server: Running) -> AsyncIterator[Client]:
-    """A connected client (not yet registered)."""
+    """A connected client (not yet registered), typed: ``morelia_trio.client.Client``."""
     async with open_client(morelia_server.url) as client:
         yield client

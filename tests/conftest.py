@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from morelia_trio import Running
-from morelia_trio.client import Client, open_client
+from tests.wire import Client, open_client
 
 pytest_plugins = ["morelia_trio.testing"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from morelia_trio.client import Client
+from tests.wire import Client
 
 Frame = dict[str, Any]
 REPLY_KEYS = {"type", "data", "errors", "jsonapi", "meta"}

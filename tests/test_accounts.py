@@ -7,7 +7,6 @@ import pytest
 import trio
 
 from morelia_trio.auth import hash_password, new_token
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.config import Config
 from morelia_trio.core.accounts import canonical_login, login_problem
 from morelia_trio.core.events import FlowAdded, UserRegistered
@@ -15,6 +14,7 @@ from morelia_trio.core.journal_format import encode_record, journal_name
 from morelia_trio.core.records import Flow, User
 from morelia_trio.core.state import hash_token
 from morelia_trio.testing import CHEAP_ARGON2
+from tests.wire import Client, RequestFailed, open_client
 
 from .helpers import exchange
 from .test_errors import DIALECTS, LIST, req

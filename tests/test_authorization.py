@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from morelia_trio import Running
-from morelia_trio.client import Client, RequestFailed
+from tests.wire import Client, RequestFailed
 
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
@@ -164,8 +164,8 @@ async def test_passwords_are_stored_only_as_argon2id_hashes(
     morelia_config: object, nursery: trio.Nursery
 ) -> None:
     from morelia_trio import serve
-    from morelia_trio.client import open_client
     from morelia_trio.config import Config
+    from tests.wire import open_client
 
     assert isinstance(morelia_config, Config)
     password = "a-very-particular-password"

@@ -17,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from morelia_trio import Running, serve
-from morelia_trio.client import Client, open_client
 from morelia_trio.config import AbuseLimits, Config, Limits, Rate
 from morelia_trio.core.answers import Answer
 from morelia_trio.core.frames import Dialect
@@ -32,6 +31,7 @@ from morelia_trio.core.sizes import (
     message_content,
     profile_size,
 )
+from tests.wire import Client, open_client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, exchange
 

@@ -20,8 +20,8 @@ import pytest
 import trio
 
 from morelia_trio.cli import build_parser, config_from
-from morelia_trio.client import open_client
 from morelia_trio.config import AbuseLimits, Limits, Rate, Timeouts
+from tests.wire import open_client
 
 URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
 HTTP_LINE = re.compile(r"HTTP endpoints .* on (http://\S+)")

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from morelia_trio.client import Client
+from tests.wire import Client
 
 from .helpers import check_list_reply, exchange
 

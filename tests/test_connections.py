@@ -16,8 +16,8 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from morelia_trio import Running, serve
-from morelia_trio.client import open_client
 from morelia_trio.config import AbuseLimits, Config, Timeouts
+from tests.wire import open_client
 
 PING = '{"type": "ping_pong"}'
 

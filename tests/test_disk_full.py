@@ -22,13 +22,13 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from morelia_trio import Config, Running, serve
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.core.journal_format import journal_name
 from morelia_trio.persistence.journal_file import JournalFile
 from morelia_trio.persistence.journal_writer import Journal
 from morelia_trio.persistence.port import StorageFailed
 from morelia_trio.persistence.recovery import recover
 from tests.test_journal import make_events
+from tests.wire import Client, RequestFailed, open_client
 
 REFUSED = "The server cannot store changes right now."
 

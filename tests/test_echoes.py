@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from morelia_trio.client import Client
 from morelia_trio.logtext import SHOWN_CHARS, for_log
+from tests.wire import Client
 
 from .helpers import Frame, exchange
 from .test_errors import DIALECTS, DOC, LIST, me, ref, req

@@ -20,8 +20,8 @@ from trio_websocket import ConnectionClosed
 
 from morelia_trio import Running, handlers, serve
 from morelia_trio.auth import new_token
-from morelia_trio.client import Client, open_client
 from morelia_trio.config import Config, Limits
+from tests.wire import Client, open_client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, creds, doc, exchange
 

@@ -10,10 +10,10 @@ import trio
 from trio_websocket import ConnectionRejected
 
 from morelia_trio import Config, Running
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.config import AbuseLimits
 from morelia_trio.persistence.journal_file import JournalFile
 from tests.test_connections import PING, closed_by_server, start, still_served
+from tests.wire import Client, RequestFailed, open_client
 
 
 class Response:

@@ -16,8 +16,8 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from morelia_trio import Running, serve
-from morelia_trio.client import Client, open_client
 from morelia_trio.config import AbuseLimits, Config, Rate
+from tests.wire import Client, open_client
 
 from .helpers import Frame
 

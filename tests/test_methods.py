@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from morelia_trio.client import Client
+from tests.wire import Client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, creds, doc, exchange
 

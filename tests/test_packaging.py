@@ -28,7 +28,7 @@ import trio
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from morelia_trio.client import open_client
+from tests.wire import open_client
 
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "constraints.txt"

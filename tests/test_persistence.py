@@ -21,7 +21,6 @@ import pytest
 import trio
 
 from morelia_trio import Config, Running, serve
-from morelia_trio.client import Client, RequestFailed, open_client
 from morelia_trio.core import snapshot_format
 from morelia_trio.core.events import MessageSent
 from morelia_trio.core.journal_format import (
@@ -38,6 +37,7 @@ from morelia_trio.persistence.journal_file import JournalFile
 from morelia_trio.persistence.lock import DirectoryInUse
 from morelia_trio.persistence.recovery import recover
 from morelia_trio.persistence.snapshots import write_snapshot
+from tests.wire import Client, RequestFailed, open_client
 
 from .helpers import Frame, creds, doc
 

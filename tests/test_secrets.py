@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from morelia_trio import Running, serve
-from morelia_trio.client import Client, open_client
 from morelia_trio.config import Config
+from tests.wire import Client, open_client
 
 from .helpers import Frame
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError
 
-from morelia_trio.client import Client, open_client
+from tests.wire import Client, open_client
 
 from .model import (
     GENERAL,
