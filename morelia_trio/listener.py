@@ -105,6 +105,8 @@ class Listener:
         listeners = await trio.open_tcp_listeners(port, host=host)
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._serve_tcp, listeners)
+            for listener in listeners:
+                log.debug("Listening on %s", listener.socket.getsockname())
             task_status.started(listeners[0].socket.getsockname()[1])
 
     async def _serve_tcp(self, stream: trio.SocketStream) -> None:
