@@ -19,6 +19,7 @@ import msgspec
 from morelia_trio.config import Argon2Params
 from morelia_trio.core import commands, snapshot_format
 from morelia_trio.core.events import AnyEvent
+from morelia_trio.core.journal_format import journal_name
 from morelia_trio.core.records import Credentials, MessageContent
 from morelia_trio.core.state import State, apply, capture
 from morelia_trio.persistence.files import write_atomic
@@ -98,6 +99,9 @@ def build(
     directory.mkdir(parents=True, exist_ok=True)
     data = snapshot_format.encode(capture(state), time.time())
     write_atomic(directory / snapshot_format.SNAPSHOT_NAME, data)
+    # As a server leaves it: the journal file that follows the snapshot (a snapshot with none
+    # is the damage recovery refuses, a deleted journal).
+    (directory / journal_name(state.seq + 1)).touch()
     return Prepared(chat_users=users, storm_logins=logins, history_flows=flows)
 
 
