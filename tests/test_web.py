@@ -34,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from morelia_trio import Running
 from morelia_trio.client import open_client
 from morelia_trio.config import Config, Limits
+from morelia_trio.server import serve
 
 from .test_packaging import tool
 
@@ -100,7 +101,11 @@ def page_url(server: Running) -> str:
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    # The page redraws a message when it changes: an element may go stale between looks.
+    waiting = WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return waiting.until(condition)
 
 
 def visible(driver: WebDriver, element_id: str) -> bool:
@@ -108,7 +113,11 @@ def visible(driver: WebDriver, element_id: str) -> bool:
 
 
 def shown_texts(driver: WebDriver) -> list[str]:
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#messages li .text")]
+    """The messages' texts as shown, read in one go (the page may redraw meanwhile)."""
+    texts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#messages li .text')].map(e => e.textContent)"
+    )
+    return texts
 
 
 def message_item(driver: WebDriver, text: str) -> WebElement:
@@ -350,6 +359,49 @@ async def test_a_phone_sized_page_switches_panes_and_a_reload_keeps_the_login(
         assert phone.execute_script("return localStorage.getItem('morelia.session')") is None
 
     await in_thread(scenario)
+
+
+async def test_the_page_reconnects_by_itself_and_catches_up(
+    morelia_config: Config, open_browser: Browse
+) -> None:
+    async with trio.open_nursery() as first:
+        running: Running = await first.start(serve, morelia_config)
+        url = page_url(running)
+        driver: WebDriver | None = None
+
+        def log_in_and_send() -> None:
+            nonlocal driver
+            driver = open_browser()
+            driver.get(url)
+            register(driver, "eve", "eve-password", "Eve")
+            open_flow(driver, "General")
+            type_and_send(driver, "before the restart")
+
+        await in_thread(log_in_and_send)
+        first.cancel_scope.cancel()
+    assert driver is not None
+    page = driver
+
+    def disconnected() -> None:
+        wait(page, lambda d: "reconnecting" in d.find_element(By.ID, "status").text)
+
+    await in_thread(disconnected)
+    same_port = msgspec.structs.replace(morelia_config, port=running.port)
+    async with trio.open_nursery() as second:
+        again: Running = await second.start(serve, same_port)
+        async with open_client(again.url) as other:
+            await other.register("fred", "fred-password")
+            general = (await other.flows())[0]["uuid"]
+            await other.send(general, "while you were away")
+
+        def caught_up() -> None:
+            wait(page, lambda d: "while you were away" in shown_texts(d))
+            assert shown_texts(page) == ["before the restart", "while you were away"]
+            assert "Connected" in page.find_element(By.ID, "status").text
+            type_and_send(page, "back again")  # the saved token still works
+
+        await in_thread(caught_up)
+        second.cancel_scope.cancel()
 
 
 def test_the_page_and_its_assets_ship_in_the_package() -> None:
