@@ -8,8 +8,12 @@ are skipped, saying so, unless ``MORELIA_REQUIRED_TOOLS`` names them (CI does).
 
 from __future__ import annotations
 
+import functools
+import http.server
 import itertools
+import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -201,6 +205,8 @@ async def test_two_people_chat_live_with_edits_and_deletions(
 ) -> None:
     attack = "<img src=x onerror=alert(1)>"
 
+    session_key = json.dumps(f"morelia.session {morelia_server.url}")
+
     def scenario() -> None:
         ann, bob = open_browser(), open_browser()
         for driver in (ann, bob):
@@ -245,7 +251,7 @@ async def test_two_people_chat_live_with_edits_and_deletions(
         wait(bob, lambda d: "a mistake" not in shown_texts(d))
 
         # A private chat, made by Bob with Ann's user id, reaches Ann too.
-        ann_id = ann.execute_script("return JSON.parse(localStorage['morelia.session']).id")
+        ann_id = ann.execute_script(f"return JSON.parse(localStorage[{session_key}]).id")
         bob.find_element(By.CSS_SELECTOR, "#new-flow summary").click()
         bob.find_element(By.ID, "flow-type").send_keys("Private")
         fill(bob, "flow-peer", str(ann_id))
@@ -326,6 +332,8 @@ async def test_errors_are_shown_in_words(morelia_server: Running, open_browser: 
 async def test_a_phone_sized_page_switches_panes_and_a_reload_keeps_the_login(
     morelia_server: Running, open_browser: Browse
 ) -> None:
+    session_key = json.dumps(f"morelia.session {morelia_server.url}")
+
     def scenario() -> None:
         phone = open_browser(phone=True)
         phone.get(page_url(morelia_server))
@@ -351,12 +359,12 @@ async def test_a_phone_sized_page_switches_panes_and_a_reload_keeps_the_login(
 
         # A token the server no longer knows logs the page out, saying so.
         phone.execute_script(
-            "localStorage.setItem('morelia.session', JSON.stringify({id: 1, token: 'stale'}))"
+            f"localStorage.setItem({session_key}, JSON.stringify({{id: 1, token: 'stale'}}))"
         )
         phone.refresh()
         wait(phone, lambda d: visible(d, "auth"))
         assert "log in again" in error_text(phone)
-        assert phone.execute_script("return localStorage.getItem('morelia.session')") is None
+        assert phone.execute_script(f"return localStorage.getItem({session_key})") is None
 
     await in_thread(scenario)
 
@@ -402,6 +410,42 @@ async def test_the_page_reconnects_by_itself_and_catches_up(
 
         await in_thread(caught_up)
         second.cancel_scope.cancel()
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a test's output is no place for an access log
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """The page's directory over HTTP, as a web server would serve it: its base URL."""
+    handler = functools.partial(_QuietFiles, directory=str(PAGE.parent))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
+
+
+async def test_a_served_page_takes_ws_only_for_its_own_host(
+    morelia_server: Running, open_browser: Browse, web_server: str
+) -> None:
+    def scenario() -> None:
+        driver = open_browser()
+        own = f"ws://127.0.0.1:{web_server.rsplit(':', 1)[1]}/ws"
+        driver.get(f"{web_server}/index.html")
+        assert driver.execute_script("return SERVER") == own
+        # Another host: a link must not send what people type there.
+        foreign = morelia_server.url.replace("127.0.0.1", "localhost")
+        driver.get(f"{web_server}/index.html?ws={foreign}")
+        assert driver.execute_script("return SERVER") == own
+        # The same host, another port: the server beside the web server.
+        driver.get(f"{web_server}/index.html?ws={morelia_server.url}")
+        assert driver.execute_script("return SERVER") == morelia_server.url
+        register(driver, "gil", "gil-password")
+
+    await in_thread(scenario)
 
 
 def test_the_page_and_its_assets_ship_in_the_package() -> None:

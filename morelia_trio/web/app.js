@@ -6,17 +6,30 @@
 "use strict";
 
 const POLL_MS = 2000;
-const STORE_KEY = "morelia.session";
+const SERVER = socketUrl();
+// A session belongs to the server that issued it: it is never sent to another.
+const STORE_KEY = `morelia.session ${SERVER}`;
 const PAGE_WANTED = 20; // messages the first screen of a flow tries to show
 const RECHECK_LAST = 100; // messages of the open flow re-read for deletions when polling
 
 // --- the connection -----------------------------------------------------------------
 
+// The page's own server, or the one ?ws= names. A page served from a web server takes ?ws=
+// only for its own host: else a link could send what people type, and their saved token,
+// to a server of someone else's choosing.
 function socketUrl() {
-  const given = new URLSearchParams(location.search).get("ws");
-  if (given) return given;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  const own = `${scheme}//${location.host}/ws`;
+  const given = new URLSearchParams(location.search).get("ws");
+  if (!given) return own;
+  try {
+    const url = new URL(given);
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") return own;
+    if (location.protocol === "file:" || url.hostname === location.hostname) return url.href;
+  } catch {
+    // not a URL: the page's own server
+  }
+  return own;
 }
 
 class ConnectionLost extends Error {}
@@ -753,7 +766,7 @@ async function createFlow(event) {
 
 // --- wiring -------------------------------------------------------------------------
 
-const conn = new Connection(socketUrl(), {
+const conn = new Connection(SERVER, {
   status: setStatus,
   opened: () => {
     setStatus("Connected");
