@@ -408,7 +408,8 @@ async function loadOlder(flowId) {
     }
   }
   // Crowded beyond what halving can split: read forwards from the far end to the oldest.
-  let since = far === null ? floor : far;
+  const start = far === null ? floor : far;
+  let since = start;
   const found = [];
   for (;;) {
     const page = await allMessages(flowId, since);
@@ -417,7 +418,7 @@ async function loadOlder(flowId) {
     if (!page.partial || !last || last.time >= before) break;
     since = nextSince(since, last.time);
   }
-  return accept(flowId, found, since <= floor);
+  return accept(flowId, found, start <= floor);
 }
 
 function accept(flowId, messages, complete) {
@@ -502,7 +503,7 @@ function startEdit(item, message) {
     "form",
     { class: "edit-form" },
     input,
-    el("div", { class: "actions" }, el("button", { type: "submit", text: "Save" }), el("button", { type: "button", text: "Cancel", onclick: () => form.replaceWith(text) })),
+    el("div", { class: "actions" }, el("button", { type: "submit", text: "Save" }), el("button", { type: "button", text: "Cancel", onclick: () => stopEditing(form, text) })),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -511,15 +512,21 @@ function startEdit(item, message) {
       conn.request("edited_message", { user: me(), message: { id: message.id, text: newText } }),
     );
     if (done) {
-      form.replaceWith(text);
+      stopEditing(form, text);
       upsertMessage({ ...message, text: newText, edited_message: { time: done.data.time, status: true } });
     }
   });
   form.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") form.replaceWith(text);
+    if (event.key === "Escape") stopEditing(form, text);
   });
   text.replaceWith(form);
   input.focus();
+}
+
+// Back to the message's text, the keyboard back in the message box.
+function stopEditing(form, text) {
+  form.replaceWith(text);
+  $("text").focus();
 }
 
 async function removeOwn(message) {
