@@ -412,6 +412,50 @@ async def test_the_page_reconnects_by_itself_and_catches_up(
         second.cancel_scope.cancel()
 
 
+async def test_pushed_update_frames_show_new_edited_and_deleted_messages(
+    morelia_server: Running, open_browser: Browse
+) -> None:
+    """The frames of CONTRACT 8.2, handed to the page as if its connection received them."""
+
+    def message(text: str, edited: bool = False) -> dict[str, Any]:
+        return {
+            "id": 9001,
+            "text": text,
+            "time": 1_700_000_000.5,
+            "from_user": {"id": 77, "username": "Zoe"},
+            "from_flow": {"id": 1, "type": "group"},
+            "edited_message": {"time": 1_700_000_100.5, "status": True} if edited else None,
+        }
+
+    def push(driver: WebDriver, frame: dict[str, Any]) -> None:
+        driver.execute_script("conn.received(arguments[0])", json.dumps(frame))
+
+    def update(*messages: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "update", "data": {"time": 1_700_000_200.0, "message": list(messages)}}
+
+    def scenario() -> None:
+        driver = open_browser()
+        driver.get(page_url(morelia_server))
+        register(driver, "hal", "hal-password")
+        open_flow(driver, "General")
+        type_and_send(driver, "mine")
+        wait(driver, lambda d: d.execute_script("return historyOf(1).complete"))
+        push(driver, update(message("pushed")))
+        wait(driver, lambda d: shown_texts(d) == ["pushed", "mine"])
+        assert message_item(driver, "pushed").find_element(By.CSS_SELECTOR, ".author").text == (
+            "Zoe"
+        )
+        push(driver, update(message("pushed, then edited", edited=True)))
+        wait(driver, lambda d: shown_texts(d) == ["pushed, then edited", "mine"])
+        push(driver, update({"id": 9001, "from_flow": {"id": 1}, "deleted": True}))
+        wait(driver, lambda d: shown_texts(d) == ["mine"])
+        # A resync makes the page ask get_update from that time: it still answers.
+        push(driver, {"type": "resync", "data": {"time": 1.0}})
+        type_and_send(driver, "still here")
+
+    await in_thread(scenario)
+
+
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a test's output is no place for an access log
