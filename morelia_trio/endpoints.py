@@ -1,13 +1,15 @@
 """The plain HTTP endpoints served beside /ws: what each path answers, by a route table.
 
-For operators and load balancers: ``/healthz`` says the process answers, ``/readyz`` that it
-can take changes. Replies are one line of plain text, never cached. A route is added by
-naming its path in ROUTES (a web page, ``/metrics``), nothing else changes.
+For people: ``/`` is the chat page (with ``/app.js`` and ``/style.css``). For operators and
+load balancers: ``/healthz`` says the process answers, ``/readyz`` that it can take changes,
+in one line of plain text. Nothing is cached. A route is added by naming its path in ROUTES
+(``/metrics``), nothing else changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Final
 
 import msgspec
@@ -45,9 +47,40 @@ async def readyz(ctx: Context) -> Reply:
     return Reply(200, b"ready\n")
 
 
+# The chat page and its assets, from inside the package (morelia_trio/web/). What a page
+# may load or connect to is its own origin alone (WebSockets included), and no other site
+# may frame it: a second wall, after the page's own rule of text as text.
+PAGE_POLICY: Final = (
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self' ws: wss:; "
+        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+PAGE_FILES: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+
+def _page_file(name: str, content_type: str) -> Endpoint:
+    body = resources.files(__package__).joinpath("web", name).read_bytes()  # once, at import
+    reply = Reply(200, body, content_type, PAGE_POLICY)
+
+    async def page_file(ctx: Context) -> Reply:
+        return reply
+
+    return page_file
+
+
 ROUTES: Final[dict[str, Endpoint]] = {
     "/healthz": healthz,
     "/readyz": readyz,
+    **{path: _page_file(name, kind) for path, (name, kind) in PAGE_FILES.items()},
 }
 
 NOT_FOUND: Final = Reply(404, b"Not found. MoreliaTalk is served at /ws\n")

@@ -40,7 +40,7 @@ class Running(msgspec.Struct, frozen=True):
 
     @property
     def http_url(self) -> str:
-        """Where the plain HTTP endpoints (``/healthz``, ``/readyz``) are, on the same port."""
+        """Where the chat page and the plain HTTP endpoints are, on the same port."""
         return f"http://{self.host}:{self.port}/"
 
 
@@ -109,7 +109,7 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
             log.info("Serving MoreliaTalk on %s", running.url)
-            log.info("HTTP endpoints (/healthz, /readyz) on %s", running.http_url)
+            log.info("Chat in a browser at %s (and /healthz, /readyz)", running.http_url)
             task_status.started(running)
     except BaseException as exc:
         orderly = _is_shutdown(exc)

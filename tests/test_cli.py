@@ -24,7 +24,7 @@ from morelia_trio.config import AbuseLimits, Limits, Rate, Timeouts
 from tests.wire import open_client
 
 URL_LINE = re.compile(r"Serving MoreliaTalk on (ws://\S+)")
-HTTP_LINE = re.compile(r"HTTP endpoints .* on (http://\S+)")
+HTTP_LINE = re.compile(r"Chat in a browser at (http://\S+)")
 
 
 def without_settings(environ: Mapping[str, str]) -> dict[str, str]:

@@ -79,10 +79,31 @@ async def test_readyz_is_503_while_the_disk_is_full(
 
 async def test_an_unknown_path_is_404_and_a_post_is_405(server: Running) -> None:
     assert (await exchange(server, get("/nowhere"))).status == 404
-    assert (await exchange(server, get("/"))).status == 404
+    assert (await exchange(server, get("/app.js/../secrets"))).status == 404
     refused = await exchange(server, get("/healthz", "POST"))
     assert refused.status == 405
     assert refused.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "begins"),
+    [
+        ("/", "text/html", b"<!doctype html>"),
+        ("/index.html", "text/html", b"<!doctype html>"),
+        ("/app.js", "text/javascript", b""),
+        ("/style.css", "text/css", b""),
+    ],
+)
+async def test_the_chat_page_is_served_with_a_policy_of_its_own_origin(
+    server: Running, path: str, kind: str, begins: bytes
+) -> None:
+    response = await exchange(server, get(path))
+    assert response.status == 200
+    assert response.headers["content-type"].startswith(kind)
+    assert response.body.lower().startswith(begins) and len(response.body) > 1000
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_head_has_the_headers_without_the_body(server: Running) -> None:

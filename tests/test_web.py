@@ -36,9 +36,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from morelia_trio import Running
-from morelia_trio.client import open_client
 from morelia_trio.config import Config, Limits
 from morelia_trio.server import serve
+from tests.wire import open_client
 
 from .test_packaging import tool
 
@@ -101,7 +101,8 @@ def open_browser(browser_paths: tuple[str, str], tmp_path: Path) -> Iterator[Bro
 
 
 def page_url(server: Running) -> str:
-    return f"{PAGE.as_uri()}?ws={server.url}"
+    """The page as the server serves it: it connects to /ws of its own origin."""
+    return server.http_url
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT) -> Any:
