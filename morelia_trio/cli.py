@@ -23,7 +23,7 @@ from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
 from .persistence.port import StorageFailed
 from .persistence.recovery import recover
-from .server import serve
+from .server import Running, serve
 from .settings import (
     CONFIG_ENV,
     SettingError,
@@ -33,6 +33,7 @@ from .settings import (
     resolve,
     to_toml,
 )
+from .tls import CertificateError
 
 # Young objects that CPython's cycle collector lets pile up before it looks at them.
 GC_YOUNG_LIMIT = 50_000
@@ -92,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--fsync-batch-ms",
         type=float,
         help=f"with --fsync batch: the most a power loss can lose ({defaults.fsync_batch_ms})",
+    )
+    run.add_argument(
+        "--certfile",
+        type=Path,
+        metavar="PATH",
+        help="serve wss:// and https:// with this PEM certificate chain (SIGHUP reloads it)",
+    )
+    run.add_argument(
+        "--keyfile",
+        type=Path,
+        metavar="PATH",
+        help="the certificate's private key, PEM (default: in the --certfile)",
+    )
+    run.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDRESS",
+        help="an address or network (10.0.0.0/8) of a reverse proxy whose X-Forwarded-For "
+        "names the client; repeatable (none)",
     )
     run.add_argument(
         "--no-limits",
@@ -203,6 +223,7 @@ def describe_failure(exc: BaseException) -> str | None:
 
 
 _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (CertificateError, "cannot start: "),
     (DirectoryInUse, "cannot start: "),
     (DataDamaged, "cannot start: "),
     (StorageFailed, "stopped: "),
@@ -228,13 +249,23 @@ def _said(exc: BaseException) -> str:
 
 
 async def serve_until_signalled(config: Config) -> None:
-    """Serve until SIGTERM or Ctrl-C, then stop cleanly (serve writes a final snapshot)."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    """Serve until SIGTERM or Ctrl-C, then stop cleanly (serve writes a final snapshot).
+
+    SIGHUP reloads the TLS certificate, for new connections.
+    """
+    log = logging.getLogger(__name__)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, config)
+            running: Running = await nursery.start(serve, config)
             settle_gc()
             async for signum in signals:
-                logging.getLogger(__name__).info("%s: stopping", signal.Signals(signum).name)
+                if signum == signal.SIGHUP:
+                    if running.tls is None:
+                        log.info("SIGHUP: no TLS certificate to reload")
+                    else:
+                        running.tls.reload()
+                    continue
+                log.info("%s: stopping", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
 

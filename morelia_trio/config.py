@@ -170,4 +170,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     argon2: Argon2Params = Argon2Params()
     hash_workers: int | None = None  # concurrent password hashes; None: usable_cores()
     log_level: LogLevel = "INFO"
+    # TLS: wss:// and https:// on the port. No keyfile: the key is in the certfile.
+    certfile: Path | None = None
+    keyfile: Annotated[Path | None, SECRET] = None  # where the key is: no one's business
+    # Addresses or networks of reverse proxies whose X-Forwarded-For names the client.
+    trusted_proxy: tuple[str, ...] = ()
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

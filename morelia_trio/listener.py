@@ -8,15 +8,18 @@ maximum message size and closing handshake are its own). Any other request is an
 plain HTTP/1.1 from ``endpoints.ROUTES``, one request per connection (``Connection: close``).
 
 Every connection, whatever it carries, counts against the per-address and total connection
-limits from accept to close; a refused one hears 429 or 503 once its head is read.
+limits from accept to close; a refused one hears 429 or 503 once its head is read. A
+connection from a trusted proxy counts for the client its ``X-Forwarded-For`` names instead
+(``proxies.py``), from the moment its head is read.
 
-TLS belongs in ``_serve_tcp``: wrap the TCP stream in ``trio.SSLStream`` (its handshake
-under the same deadline) before the head is read; nothing after it changes.
+With TLS (``tls.py``) each TCP stream is wrapped in ``trio.SSLStream`` and its TLS handshake
+done under the same deadline as the head, before the head is read; nothing after it changes.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from http import HTTPStatus
@@ -30,12 +33,15 @@ from . import endpoints
 from .connection import Peer
 from .handlers import Context
 from .logtext import for_log
+from .proxies import TrustedProxies
+from .tls import Certificates
 
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES: Final = 4096  # as trio-websocket reads
 MAX_HEAD_BYTES: Final = 16 * 1024  # h11's default, and so what trio-websocket allowed
 BAD_REQUEST: Final = endpoints.Reply(400, b"Malformed or too large HTTP request.\n")
+PLAIN_ON_TLS: Final = b"This port speaks TLS: wss:// or https://.\n"
 
 WebSocketHandler = Callable[[WebSocketRequest, Peer], Awaitable[None]]
 
@@ -49,6 +55,10 @@ class _Head:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.raw = bytearray()
         self.request: h11.Request | None = None
+
+    def forwarded_for(self) -> list[bytes]:
+        assert self.request is not None
+        return [value for name, value in self.request.headers if name == b"x-forwarded-for"]
 
     def is_upgrade(self) -> bool:
         assert self.request is not None
@@ -93,10 +103,20 @@ class Replay(trio.abc.Stream):
 class Listener:
     """What every connection on the port shares: where WebSockets go, the limits, timeouts."""
 
-    def __init__(self, ctx: Context, websocket: WebSocketHandler, *, max_message_size: int) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        websocket: WebSocketHandler,
+        *,
+        max_message_size: int,
+        tls: Certificates | None = None,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.ctx = ctx
         self.websocket = websocket
         self.max_message_size = max_message_size
+        self.tls = tls
+        self.proxies = proxies or TrustedProxies(())
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -116,30 +136,46 @@ class Listener:
             await stream.aclose()
             return
         peer = Peer(str(address), port)
-        guard = self.ctx.guard
-        refused = guard.admit(peer.address)
         # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
         deadline = trio.current_time() + self.ctx.timeouts.handshake
+        # A trusted proxy's connection is counted once its head names the client it carries:
+        # counted for the proxy, a proxy's connections would all share one address's limit.
+        admission = _Admission(self.ctx, None if self.proxies.trusts(peer.address) else peer)
         try:
-            await self._serve_stream(stream, peer, refused, deadline)
+            await self._serve_stream(stream, peer, admission, deadline)
         finally:
-            if refused is None:
-                guard.release(peer.address)
+            admission.release()
 
     async def _serve_stream(
-        self,
-        stream: trio.abc.Stream,
-        peer: Peer,
-        refused: tuple[int, str] | None,
-        deadline: float,
+        self, tcp: trio.SocketStream, peer: Peer, admission: _Admission, deadline: float
     ) -> None:
         timeouts = self.ctx.timeouts
+        stream: trio.abc.Stream = tcp
+        if self.tls is not None:
+            # https_compatible: no waiting for the peer's close_notify, which HTTP clients skip.
+            stream = trio.SSLStream(tcp, self.tls.context, server_side=True, https_compatible=True)
         async with stream:
             head = None
             with trio.move_on_at(deadline):
+                if isinstance(stream, trio.SSLStream):
+                    try:
+                        await stream.do_handshake()
+                    except trio.BrokenResourceError as exc:  # not TLS, or no common ground
+                        why = _tls_failure(exc)
+                        log.info("%s: TLS handshake failed: %s", peer, why)
+                        if why == "HTTP_REQUEST":  # plain HTTP (ws://): answered in its terms
+                            await _send_plain_refusal(tcp, timeouts.send)
+                        return
                 head = await _read_head(stream)
             if head is None:
                 return  # too slow, or gone: nothing to answer
+            if head.request is not None and admission.peer is None:
+                client = self.proxies.client(peer.address, head.forwarded_for())
+                if client != peer.address:
+                    log.debug("%s: forwarded for %s", peer, client)
+                    peer = Peer(client)  # its port is the proxy's business
+                admission.admit(peer)
+            refused = admission.refused
             if head.request is None:
                 log.info("%s: malformed HTTP request (400)", peer)
                 await _send(stream, head, BAD_REQUEST, timeouts.send)
@@ -175,6 +211,43 @@ class Listener:
                     # The request's connection: the one way to end its reader task, as
                     # trio-websocket's server does after its handler.
                     await request._connection.aclose()
+
+
+class _Admission:
+    """One connection's place in the connection limits: taken (or refused) once, given back."""
+
+    def __init__(self, ctx: Context, peer: Peer | None) -> None:
+        self.ctx = ctx
+        self.peer: Peer | None = None
+        self.refused: tuple[int, str] | None = None
+        if peer is not None:
+            self.admit(peer)
+
+    def admit(self, peer: Peer) -> None:
+        self.peer = peer
+        self.refused = self.ctx.guard.admit(peer.address)
+
+    def release(self) -> None:
+        if self.peer is not None and self.refused is None:
+            self.ctx.guard.release(self.peer.address)
+
+
+def _tls_failure(exc: trio.BrokenResourceError) -> str:
+    """Why, in ssl's words (its reason code), never the bytes the peer sent."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError) and cause.reason:
+        return cause.reason
+    return "connection lost" if cause is None else type(cause).__name__
+
+
+async def _send_plain_refusal(tcp: trio.SocketStream, within: float) -> None:
+    """A 400 in plain HTTP, so that an http:// or ws:// client hears why at once."""
+    head = (
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(PLAIN_ON_TLS)}\r\nConnection: close\r\n\r\n"
+    )
+    with trio.move_on_after(within), suppress(trio.BrokenResourceError):
+        await tcp.send_all(head.encode() + PLAIN_ON_TLS)
 
 
 async def _read_head(stream: trio.abc.Stream) -> _Head | None:

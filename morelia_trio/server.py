@@ -20,7 +20,9 @@ from .listener import Listener
 from .persistence.local import final_snapshot, open_local
 from .persistence.lock import DirectoryLock
 from .persistence.snapshots import snapshot_forever
+from .proxies import TrustedProxies, parse_networks
 from .store import Store, run_store
+from .tls import Certificates
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,18 @@ class Running(msgspec.Struct, frozen=True):
     port: int
     store: Store
     context: Context  # what every connection shares: tests may look inside (hash counts)
+    tls: Certificates | None = None  # with TLS: what SIGHUP reloads
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{WS_PATH}"
+        scheme = "ws" if self.tls is None else "wss"
+        return f"{scheme}://{self.host}:{self.port}{WS_PATH}"
 
     @property
     def http_url(self) -> str:
         """Where the chat page and the plain HTTP endpoints are, on the same port."""
-        return f"http://{self.host}:{self.port}/"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://{self.host}:{self.port}/"
 
 
 async def serve(
@@ -57,17 +62,22 @@ async def serve(
             a full disk (the server stopped acknowledging).
         DirectoryInUse: another server, in this process or another, holds the data directory.
         OSError: the data directory cannot be used, or the address is taken.
+        CertificateError: the TLS certificate or key cannot be loaded.
     """
+    # Before anything is touched: a wrong certificate path should cost nothing to fix.
+    tls = None if config.certfile is None else Certificates(config.certfile, config.keyfile)
     directory = config.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     lock = DirectoryLock(directory)  # before anything is read: one server per directory
     try:
-        await _serve_locked(config, task_status)
+        await _serve_locked(config, tls, task_status)
     finally:
         lock.release()
 
 
-async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -> None:
+async def _serve_locked(
+    config: Config, tls: Certificates | None, task_status: trio.TaskStatus[Running]
+) -> None:
     state, event_log = await open_local(config.data_dir, config.fsync, config.fsync_batch_ms / 1000)
     abuse = config.abuse
     if abuse is None:
@@ -100,12 +110,18 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
                 websocket = partial(
                     serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
                 )
-                listener = Listener(ctx, websocket, max_message_size=config.limits.max_frame_bytes)
+                listener = Listener(
+                    ctx,
+                    websocket,
+                    max_message_size=config.limits.max_frame_bytes,
+                    tls=tls,
+                    proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
+                )
                 port = await nursery.start(listener.serve, config.host, config.port)
             except OSError as exc:  # say which address: "Address already in use" alone does not
                 where = f"{config.host} port {config.port}: {exc.strerror or exc}"
                 raise OSError(exc.errno, where) from exc
-            running = Running(config.host, port, store, ctx)
+            running = Running(config.host, port, store, ctx, tls)
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
             log.info("Serving MoreliaTalk on %s", running.url)

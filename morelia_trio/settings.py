@@ -28,6 +28,7 @@ import msgspec
 import msgspec.inspect
 
 from .config import AbuseLimits, Config, Limits, Rate, Timeouts
+from .proxies import parse_networks
 
 C = TypeVar("C", bound=Config)
 
@@ -59,6 +60,7 @@ class Setting:
     path: tuple[str, ...]  # ("port",) or ("timeouts", "idle")
     option: str  # "--timeout-idle"
     is_rate: bool
+    is_list: bool = False  # a repeatable option; its variable separates items with commas
 
     @property
     def env(self) -> str:
@@ -79,7 +81,7 @@ def all_settings() -> tuple[Setting, ...]:
     """Every setting, in the order the options are listed."""
     sections = {name for name, _, _ in SECTIONS}
     found = [
-        Setting((f.name,), "--" + f.name.replace("_", "-"), False)
+        Setting((f.name,), "--" + f.name.replace("_", "-"), False, isinstance(f.default, tuple))
         for f in _fields(Config)
         if f.name not in sections | NOT_SETTINGS
     ]
@@ -163,7 +165,10 @@ def from_environ(environ: Mapping[str, str], config_type: type[Config] = Config)
             close = difflib.get_close_matches(variable, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise SettingError(f"{variable}: not a setting of morelia-trio serve{hint}")
-        layer.put(setting.path, text)
+        if setting.is_list:
+            layer.put(setting.path, [item.strip() for item in text.split(",") if item.strip()])
+        else:
+            layer.put(setting.path, text)
 
     def name(at: tuple[str, ...]) -> str:
         return _setting_at(at).env
@@ -259,7 +264,7 @@ def _check(
 ) -> Config:
     """Decode the layer with the defaults filling the rest; a failure names what it was."""
     try:
-        return msgspec.convert(layer.values, config_type, strict=strict, dec_hook=_decode_path)
+        config = msgspec.convert(layer.values, config_type, strict=strict, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
         found = _VALIDATION.fullmatch(str(exc))
         assert found is not None  # the pattern matches any text
@@ -271,6 +276,11 @@ def _check(
             said = said.removesuffix(", got `str`")
         said = said[:1].lower() + said[1:]
         raise SettingError(f"{name(path)}: {said}") from None
+    try:
+        parse_networks(config.trusted_proxy)
+    except ValueError as exc:
+        raise SettingError(f"{name(('trusted_proxy',))}: {exc}") from None
+    return config
 
 
 def _plain(value: object) -> object:
@@ -333,6 +343,8 @@ def _toml_value(value: object) -> str:
         return _toml_string(f"{value.burst}/{_exact(value.per_minute)}")
     if isinstance(value, str | Path):
         return _toml_string(str(value))
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
