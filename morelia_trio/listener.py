@@ -61,7 +61,9 @@ class _Head:
         return [value for name, value in self.request.headers if name == b"x-forwarded-for"]
 
     def is_upgrade(self) -> bool:
-        assert self.request is not None
+        """Whether the request asks for a WebSocket (a malformed one asks for nothing)."""
+        if self.request is None:
+            return False
         return any(
             name == b"upgrade" and b"websocket" in value.lower()
             for name, value in self.request.headers
@@ -129,11 +131,11 @@ class Listener:
                 log.debug("Listening on %s", listener.socket.getsockname())
             task_status.started(listeners[0].socket.getsockname()[1])
 
-    async def _serve_tcp(self, stream: trio.SocketStream) -> None:
+    async def _serve_tcp(self, tcp: trio.SocketStream) -> None:
         try:
-            address, port, *_ = stream.socket.getpeername()
+            address, port, *_ = tcp.socket.getpeername()
         except OSError:  # gone already
-            await stream.aclose()
+            await tcp.aclose()
             return
         peer = Peer(str(address), port)
         # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
@@ -142,75 +144,104 @@ class Listener:
         # counted for the proxy, a proxy's connections would all share one address's limit.
         admission = _Admission(self.ctx, None if self.proxies.trusts(peer.address) else peer)
         try:
-            await self._serve_stream(stream, peer, admission, deadline)
+            upgrade = await self._answer_or_upgrade(tcp, peer, admission, deadline)
+            if upgrade is None:
+                return
+            # The WebSocket's life is spent in this frame and the handler's: every frame
+            # between them would be stepped through each time the connection's task wakes.
+            stream, peer = upgrade
+            async with stream, trio.open_nursery() as nursery:
+                with trio.move_on_at(deadline) as handshake:
+                    request = await wrap_server_stream(
+                        nursery, stream, max_message_size=self.max_message_size
+                    )
+                if handshake.cancelled_caught:
+                    nursery.cancel_scope.cancel()
+                    return
+                try:
+                    await self.websocket(request, peer)
+                finally:
+                    with trio.move_on_after(self.ctx.timeouts.close):
+                        # The request's connection: the one way to end its reader task, as
+                        # trio-websocket's server does after its handler.
+                        await request._connection.aclose()
         finally:
             admission.release()
 
-    async def _serve_stream(
+    async def _answer_or_upgrade(
         self, tcp: trio.SocketStream, peer: Peer, admission: _Admission, deadline: float
-    ) -> None:
-        timeouts = self.ctx.timeouts
+    ) -> tuple[Replay, Peer] | None:
+        """Read the request head and answer it, closing the connection; or, for a WebSocket
+        upgrade, return the open stream (replaying the head) and the client it serves."""
         stream: trio.abc.Stream = tcp
         if self.tls is not None:
             # https_compatible: no waiting for the peer's close_notify, which HTTP clients skip.
             stream = trio.SSLStream(tcp, self.tls.context, server_side=True, https_compatible=True)
+        try:
+            found = await self._head(stream, tcp, peer, admission, deadline)
+            if found is not None and admission.refused is None and found[0].is_upgrade():
+                head, peer = found
+                return Replay(stream, bytes(head.raw)), peer
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
         async with stream:
-            head = None
-            with trio.move_on_at(deadline):
-                if isinstance(stream, trio.SSLStream):
-                    try:
-                        await stream.do_handshake()
-                    except trio.BrokenResourceError as exc:  # not TLS, or no common ground
-                        why = _tls_failure(exc)
-                        log.info("%s: TLS handshake failed: %s", peer, why)
-                        if why == "HTTP_REQUEST":  # plain HTTP (ws://): answered in its terms
-                            await _send_plain_refusal(tcp, timeouts.send)
-                        return
-                head = await _read_head(stream)
+            if found is not None:
+                await self._answer(stream, *found, admission)
+        return None
+
+    async def _head(
+        self,
+        stream: trio.abc.Stream,
+        tcp: trio.SocketStream,
+        peer: Peer,
+        admission: _Admission,
+        deadline: float,
+    ) -> tuple[_Head, Peer] | None:
+        """The request head and the client it is for; None if there is nothing to answer."""
+        with trio.move_on_at(deadline):
+            if isinstance(stream, trio.SSLStream):
+                try:
+                    await stream.do_handshake()
+                except trio.BrokenResourceError as exc:  # not TLS, or no common ground
+                    why = _tls_failure(exc)
+                    log.info("%s: TLS handshake failed: %s", peer, why)
+                    if why == "HTTP_REQUEST":  # plain HTTP (ws://): answered in its terms
+                        await _send_plain_refusal(tcp, self.ctx.timeouts.send)
+                    return None
+            head = await _read_head(stream)
             if head is None:
-                return  # too slow, or gone: nothing to answer
+                return None  # gone before a request
             if head.request is not None and admission.peer is None:
                 client = self.proxies.client(peer.address, head.forwarded_for())
                 if client != peer.address:
                     log.debug("%s: forwarded for %s", peer, client)
                     peer = Peer(client)  # its port is the proxy's business
                 admission.admit(peer)
-            refused = admission.refused
-            if head.request is None:
-                log.info("%s: malformed HTTP request (400)", peer)
-                await _send(stream, head, BAD_REQUEST, timeouts.send)
-            elif refused is not None:
-                status, why = refused
-                log.info("%s: connection refused (%d): %s", peer, status, why.strip())
-                await _send(stream, head, endpoints.Reply(status, why.encode()), timeouts.send)
-            elif head.is_upgrade():
-                await self._hand_over(Replay(stream, bytes(head.raw)), peer, deadline)
-            else:
-                request = head.request
-                method, target = request.method.decode(), request.target.decode("ascii", "replace")
-                reply = await endpoints.answer(method, target, self.ctx)
-                if reply.status >= 400:
-                    shown = for_log(method, 16), for_log(target, 100)  # both the client's
-                    log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)
-                await _send(stream, head, reply, timeouts.send)
+            return head, peer
+        return None  # too slow: nothing to answer
 
-    async def _hand_over(self, stream: Replay, peer: Peer, deadline: float) -> None:
-        """What trio-websocket's own server does with a connection, on the replayed stream."""
-        async with trio.open_nursery() as nursery:
-            with trio.move_on_at(deadline) as handshake:
-                request = await wrap_server_stream(
-                    nursery, stream, max_message_size=self.max_message_size
-                )
-            if handshake.cancelled_caught:
-                nursery.cancel_scope.cancel()
-                return
-            try:
-                await self.websocket(request, peer)
-            finally:
-                with trio.move_on_after(self.ctx.timeouts.close):
-                    # The request's connection: the one way to end its reader task, as
-                    # trio-websocket's server does after its handler.
-                    await request._connection.aclose()
+    async def _answer(
+        self, stream: trio.abc.Stream, head: _Head, peer: Peer, admission: _Admission
+    ) -> None:
+        """Answer a request that is no WebSocket upgrade (or one refused), in plain HTTP."""
+        send_within = self.ctx.timeouts.send
+        refused = admission.refused
+        if head.request is None:
+            log.info("%s: malformed HTTP request (400)", peer)
+            await _send(stream, head, BAD_REQUEST, send_within)
+        elif refused is not None:
+            status, why = refused
+            log.info("%s: connection refused (%d): %s", peer, status, why.strip())
+            await _send(stream, head, endpoints.Reply(status, why.encode()), send_within)
+        else:
+            request = head.request
+            method, target = request.method.decode(), request.target.decode("ascii", "replace")
+            reply = await endpoints.answer(method, target, self.ctx)
+            if reply.status >= 400:
+                shown = for_log(method, 16), for_log(target, 100)  # both the client's
+                log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)
+            await _send(stream, head, reply, send_within)
 
 
 class _Admission:
