@@ -145,21 +145,18 @@ class _Ouster:
     ending after it, so that no reply is left half-written on the socket.
     """
 
-    __slots__ = ("_ousted", "scope", "waiting")
+    __slots__ = ("ousted", "scope", "waiting")
 
     def __init__(self) -> None:
-        self._ousted = False
+        self.ousted = False  # read on every frame: an attribute, not a method
         self.waiting = True  # for a frame or a pong (else answering or sending)
         self.scope = trio.CancelScope()
 
     def oust(self) -> None:
         """Called by the connection of the address whose frame showed it kept flooding."""
-        self._ousted = True
+        self.ousted = True
         if self.waiting:
             self.scope.cancel()
-
-    def ousted(self) -> bool:
-        return self._ousted
 
 
 class _Ends(Exception):
@@ -258,7 +255,7 @@ class _Conversation:
     async def read(self) -> str | bytes:
         """The next frame. Timed: the peer has until the next ping (or idling out) to send it."""
         ouster, timer = self.ouster, self.timer
-        if ouster.ousted():
+        if ouster.ousted:
             raise _Ends(OUSTED)
         frame = self.caught
         if frame is None:
@@ -267,7 +264,7 @@ class _Conversation:
             ouster.waiting = True
             frame = await self.ws.get_message()
             self.silent = 0.0
-            if ouster.ousted():  # as the frame came in: not answered
+            if ouster.ousted:  # as the frame came in: not answered
                 raise _Ends(OUSTED)
             if timer.scope.cancel_called:  # the timer fired as the frame came in
                 self.caught = frame  # answered first under the next scope
@@ -290,7 +287,7 @@ class _Conversation:
             raise _Ends("frame too big (1009)", 1009, "frame too big")
         guard = ctx.guard
         if not guard.address_frame(self.peer.address):
-            if self.ouster.ousted():
+            if self.ouster.ousted:
                 raise _Ends(OUSTED)
             return _ready(_flood_reply(ctx, ADDRESS_FLOODING))
         if self.frames is None or self.frames.take(guard.clock()):
@@ -309,7 +306,7 @@ class _Conversation:
     async def peer_late(self) -> None:
         """The timer fired: a frame caught as it did, a slow reader, or a silent peer."""
         timeouts = self.ctx.timeouts
-        if self.ouster.ousted():
+        if self.ouster.ousted:
             raise _Ends(OUSTED)
         if self.caught is not None:
             return

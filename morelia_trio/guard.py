@@ -36,16 +36,9 @@ class Guard:
             self._address_frames = Buckets[str](limits.frames_per_address)
         # Each open connection's way to be closed for its address's flood, by address.
         self._ousters: dict[str, set[Callable[[], None]]] = {}
-
-    @property
-    def storage_quota(self) -> int | None:
-        """Bytes of messages one user may keep (checked by the state owner)."""
-        return None if self.limits is None else self.limits.storage_quota_bytes
-
-    @property
-    def max_owned_flows(self) -> int | None:
-        """Flows one user may create (checked by the state owner)."""
-        return None if self.limits is None else self.limits.max_owned_flows
+        # Checked by the state owner, on every message: plain attributes, not properties.
+        self.storage_quota = None if limits is None else limits.storage_quota_bytes
+        self.max_owned_flows = None if limits is None else limits.max_owned_flows
 
     # --- connections ---------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ class _AnsweringParseFailures:
     def __init__(self, inner: WSConnection) -> None:
         self._inner = inner
         self.failure: CloseConnection | None = None
+        # What every frame calls, bound here: a lookup through __getattr__ costs a call each.
+        self.send = inner.send
+        self.receive_data = inner.receive_data
 
     @property
     def state(self) -> ConnectionState:

@@ -33,15 +33,20 @@ def json_size(value: object) -> int:
 
 def message_content(message: Message) -> int:
     """Bytes of everything a message's sender chose to put in it."""
-    return (
-        json_size(message.text)
-        + json_size(message.picture)
-        + json_size(message.video)
-        + json_size(message.audio)
-        + json_size(message.document)
-        + json_size(message.emoji)
-        + json_size(message.client_id)
-    )
+    # Measured for every message sent: most fields are absent, and skipped without a call.
+    encode, size = _encoder.encode, 0
+    for value in (
+        message.text,
+        message.picture,
+        message.video,
+        message.audio,
+        message.document,
+        message.emoji,
+        message.client_id,
+    ):
+        if value is not None:
+            size += len(encode(value))
+    return size
 
 
 def flow_size(flow: Flow) -> int:
