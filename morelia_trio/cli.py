@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help=f"({defaults.log_level})",
     )
+    run.add_argument(
+        "--metrics-host",
+        help="with --metrics-port: the address to serve /metrics on (default: --host)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port alone, not on the WebSocket's "
+        "(default: the WebSocket's port; 0 picks a free one)",
+    )
 
     data = commands.add_parser("data", help="inspect a data directory")
     data_commands = data.add_subparsers(dest="data_command", required=True)

@@ -170,4 +170,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     argon2: Argon2Params = Argon2Params()
     hash_workers: int | None = None  # concurrent password hashes; None: usable_cores()
     log_level: LogLevel = "INFO"
+    # GET /metrics: on the WebSocket's port, unless metrics_port names another (a listener
+    # serving /metrics alone, on metrics_host, or on host if that is None).
+    metrics_host: str | None = None
+    metrics_port: int | None = None
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

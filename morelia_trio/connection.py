@@ -58,6 +58,7 @@ IN_PROCESS: Final = Peer("in-process")
 
 async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> str:
     """The reply to one frame from ``peer``. Never raises but for cancellation."""
+    started = time.perf_counter()
     reply_type, dialect = ERRORS_TYPE, Dialect.DOCUMENT
     try:
         request = decode_request(frame, ctx.limits)
@@ -75,7 +76,9 @@ async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> 
         answer, detail = _failure(error), error.detail
     if answer.code >= 400:  # details name fields, never a value the client sent
         log.info("%s: %s %d %s", peer, for_log(reply_type), answer.code, for_log(detail, 200))
-    return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
+    reply = render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
+    ctx.metrics.replied(reply_type, answer.code, started)
+    return reply
 
 
 CONNECTION_FLOODING = "Too many frames on this connection; slow down."
@@ -297,6 +300,7 @@ class _Conversation:
             self.strikes = 0
             return self.respond(frame, ctx, self.peer)
         self.strikes += 1
+        guard.refusals["frames_per_connection"] += 1
         if guard.limits is not None and self.strikes >= guard.limits.flood_strikes:
             raise _Ends("kept flooding (1008)", 1008, "flooding")
         return _ready(_flood_reply(ctx, CONNECTION_FLOODING))

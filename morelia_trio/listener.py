@@ -17,7 +17,7 @@ under the same deadline) before the head is read; nothing after it changes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from http import HTTPStatus
 from typing import Any, Final
@@ -93,10 +93,18 @@ class Replay(trio.abc.Stream):
 class Listener:
     """What every connection on the port shares: where WebSockets go, the limits, timeouts."""
 
-    def __init__(self, ctx: Context, websocket: WebSocketHandler, *, max_message_size: int) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        websocket: WebSocketHandler | None,
+        *,
+        max_message_size: int,
+        routes: Mapping[str, endpoints.Endpoint] = endpoints.ROUTES,
+    ) -> None:
         self.ctx = ctx
-        self.websocket = websocket
+        self.websocket = websocket  # None: plain HTTP only (a --metrics-port listener)
         self.max_message_size = max_message_size
+        self.routes = routes
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -147,12 +155,12 @@ class Listener:
                 status, why = refused
                 log.info("%s: connection refused (%d): %s", peer, status, why.strip())
                 await _send(stream, head, endpoints.Reply(status, why.encode()), timeouts.send)
-            elif head.is_upgrade():
+            elif head.is_upgrade() and self.websocket is not None:
                 await self._hand_over(Replay(stream, bytes(head.raw)), peer, deadline)
             else:
                 request = head.request
                 method, target = request.method.decode(), request.target.decode("ascii", "replace")
-                reply = await endpoints.answer(method, target, self.ctx)
+                reply = await endpoints.answer(method, target, self.ctx, self.routes)
                 if reply.status >= 400:
                     shown = for_log(method, 16), for_log(target, 100)  # both the client's
                     log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)
@@ -168,6 +176,7 @@ class Listener:
             if handshake.cancelled_caught:
                 nursery.cancel_scope.cancel()
                 return
+            assert self.websocket is not None  # only upgrades with a handler come here
             try:
                 await self.websocket(request, peer)
             finally:
