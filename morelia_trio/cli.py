@@ -17,7 +17,7 @@ import msgspec
 import msgspec.inspect
 import trio
 
-from . import __version__, chat
+from . import __version__, chat, logs
 from .config import AbuseLimits, Config, Rate
 from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"({defaults.log_level})",
     )
     run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help=f"json: one JSON object a line, for log collectors ({defaults.log_format})",
+    )
+    run.add_argument(
         "--metrics-host",
         help="with --metrics-port: the address to serve /metrics on (default: --host)",
     )
@@ -183,9 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(to_toml(config), end="")
         return 0
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(config.log_level, config.log_format)
     try:
         trio.run(serve_until_signalled, config)
     except BaseException as exc:

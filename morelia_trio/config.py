@@ -10,6 +10,7 @@ import msgspec
 
 FsyncMode: TypeAlias = Literal["always", "batch", "off"]
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat: TypeAlias = Literal["text", "json"]
 
 # Marks a field whose value `serve --print-config` must never show (a key's password, a URL
 # with credentials): Annotated[str, SECRET].
@@ -170,6 +171,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     argon2: Argon2Params = Argon2Params()
     hash_workers: int | None = None  # concurrent password hashes; None: usable_cores()
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"  # json: one JSON object a line (logs.py)
     # GET /metrics: on the WebSocket's port, unless metrics_port names another (a listener
     # serving /metrics alone, on metrics_host, or on host if that is None).
     metrics_host: str | None = None

@@ -29,6 +29,7 @@ from trio_websocket import WebSocketRequest, wrap_server_stream
 from . import endpoints
 from .connection import Peer
 from .handlers import Context
+from .logs import PEER
 from .logtext import for_log
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Listener:
             await stream.aclose()
             return
         peer = Peer(str(address), port)
+        PEER.set(str(peer))  # this connection's task: every line it logs names the peer
         guard = self.ctx.guard
         refused = guard.admit(peer.address)
         # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
