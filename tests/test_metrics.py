@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -15,6 +20,7 @@ from morelia_trio import Config, Running, serve
 from morelia_trio.config import AbuseLimits, Rate
 from morelia_trio.core.snapshot_format import SNAPSHOT_NAME
 from morelia_trio.metrics import REFUSING_LIMITS
+from tests.test_cli import without_settings
 from tests.test_connections import PING, start
 from tests.test_http import Response, get
 from tests.wire import Client, RequestFailed, open_client
@@ -188,3 +194,27 @@ async def test_the_readme_lists_every_metric(server: Running) -> None:
     served = {family.name for family in text_string_to_metric_families(response.body.decode())}
     # The parser takes a histogram's _created samples (its start time) for families.
     assert listed == {name for name in served if not name.endswith("_created")}
+
+
+def test_the_cli_serves_metrics_on_the_port_a_variable_names(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "morelia_trio", "serve", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(tmp_path / "data"), "--snapshot-interval", "inf"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**without_settings(os.environ), "MORELIA_METRICS_PORT": "0"},
+    )
+    try:
+        assert process.stderr is not None
+        said = [process.stderr.readline() for _ in range(4)]  # loaded, then three URLs
+        served, http, metrics = (line.rsplit(" on ", 1)[-1].strip() for line in said[1:])
+        assert metrics.startswith("http://127.0.0.1:") and metrics.endswith("/metrics")
+        assert not metrics.startswith(http)  # a port of its own
+        with urllib.request.urlopen(metrics, timeout=10) as response:
+            families = text_string_to_metric_families(response.read().decode())
+            assert "morelia_connections_open" in {family.name for family in families}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, served
+    finally:
+        process.kill()
+        process.communicate()
