@@ -140,7 +140,7 @@ async def serve_connection(
             ended = await _converse(ws, ctx, peer, timer, ouster, answer)
         if ended == OUSTED:
             await _close(ws, ctx, 1008, "flooding")
-    REQUEST_ID.set(None)
+    REQUEST_ID.set(None)  # the last request is over: the close is no part of it
     log.debug("%s: connection closed: %s", peer, ended)
 
 
