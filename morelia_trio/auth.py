@@ -42,6 +42,7 @@ class Passwords:
         self.limiter = trio.CapacityLimiter(workers)  # hashes at once
         self.queue = queue  # how many may wait for a worker; None: any number
         self.computed = 0  # statistics: hashes computed or verified
+        self.refused = 0  # statistics: checks refused for a full queue (the metrics)
 
     async def start_workers(self) -> None:
         """Start every worker now, before there is anything to serve.
@@ -82,6 +83,7 @@ class Passwords:
     def _admit(self) -> None:
         """Refuse at once rather than queue without bound behind busy workers."""
         if self.queue is not None and self.waiting >= self.queue:
+            self.refused += 1
             raise ServiceUnavailable("The server is busy checking passwords; try again soon.")
 
 

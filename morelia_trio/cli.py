@@ -17,7 +17,7 @@ import msgspec
 import msgspec.inspect
 import trio
 
-from . import __version__, chat
+from . import __version__, chat, logs
 from .config import AbuseLimits, Config, Rate
 from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
@@ -132,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help=f"({defaults.log_level})",
     )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help=f"json: one JSON object a line, for log collectors ({defaults.log_format})",
+    )
+    run.add_argument(
+        "--metrics-host",
+        help="with --metrics-port: the address to serve /metrics on (default: --host)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port alone, not on the WebSocket's "
+        "(default: the WebSocket's port; 0 picks a free one)",
+    )
 
     data = commands.add_parser("data", help="inspect a data directory")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -193,9 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(to_toml(config), end="")
         return 0
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(config.log_level, config.log_format)
     try:
         trio.run(serve_until_signalled, config)
     except BaseException as exc:

@@ -10,6 +10,7 @@ import msgspec
 
 FsyncMode: TypeAlias = Literal["always", "batch", "off"]
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat: TypeAlias = Literal["text", "json"]
 
 # Marks a field whose value `serve --print-config` must never show (a key's password, a URL
 # with credentials): Annotated[str, SECRET].
@@ -175,4 +176,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     keyfile: Annotated[Path | None, SECRET] = None  # where the key is: no one's business
     # Addresses or networks of reverse proxies whose X-Forwarded-For names the client.
     trusted_proxy: tuple[str, ...] = ()
+    log_format: LogFormat = "text"  # json: one JSON object a line (logs.py)
+    # GET /metrics: on the WebSocket's port, unless metrics_port names another (a listener
+    # serving /metrics alone, on metrics_host, or on host if that is None).
+    metrics_host: str | None = None
+    metrics_port: int | None = None
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only

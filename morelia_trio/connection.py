@@ -23,6 +23,7 @@ from .core.frames import Dialect
 from .core.protocol import ERRORS_TYPE, FrameError, decode_request
 from .core.replies import render
 from .handlers import Context, handle
+from .logs import REQUEST_ID
 from .logtext import for_log
 from .parse_failures import answer_parse_failures, parse_failure
 from .watchdog import PeerTimer, Watchdog
@@ -58,6 +59,8 @@ IN_PROCESS: Final = Peer("in-process")
 
 async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> str:
     """The reply to one frame from ``peer``. Never raises but for cancellation."""
+    started, reply_id = time.perf_counter(), next(_reply_ids)
+    REQUEST_ID.set(reply_id)  # for the log lines of this request (logs.py)
     reply_type, dialect = ERRORS_TYPE, Dialect.DOCUMENT
     try:
         request = decode_request(frame, ctx.limits)
@@ -75,7 +78,9 @@ async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> 
         answer, detail = _failure(error), error.detail
     if answer.code >= 400:  # details name fields, never a value the client sent
         log.info("%s: %s %d %s", peer, for_log(reply_type), answer.code, for_log(detail, 200))
-    return render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=next(_reply_ids))
+    reply = render(reply_type, dialect, answer, detail, now=ctx.clock(), reply_id=reply_id)
+    ctx.metrics.replied(reply_type, answer.code, started)
+    return reply
 
 
 CONNECTION_FLOODING = "Too many frames on this connection; slow down."
@@ -126,7 +131,7 @@ async def serve_connection(
         return
     answer_parse_failures(request)
     ws = await request.accept()
-    log.info("%s: connection opened", peer)
+    log.debug("%s: connection opened", peer)  # a client may open one for each request
     ouster = _Ouster()
     ended = OUSTED  # unless _converse ends on its own
     with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
@@ -135,7 +140,8 @@ async def serve_connection(
             ended = await _converse(ws, ctx, peer, timer, ouster, answer)
         if ended == OUSTED:
             await _close(ws, ctx, 1008, "flooding")
-    log.info("%s: connection closed: %s", peer, ended)
+    REQUEST_ID.set(None)  # the last request is over: the close is no part of it
+    log.debug("%s: connection closed: %s", peer, ended)
 
 
 class _Ouster:
@@ -294,6 +300,7 @@ class _Conversation:
             self.strikes = 0
             return self.respond(frame, ctx, self.peer)
         self.strikes += 1
+        guard.refusals["frames_per_connection"] += 1
         if guard.limits is not None and self.strikes >= guard.limits.flood_strikes:
             raise _Ends("kept flooding (1008)", 1008, "flooding")
         return _ready(_flood_reply(ctx, CONNECTION_FLOODING))

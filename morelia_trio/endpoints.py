@@ -1,18 +1,21 @@
 """The plain HTTP endpoints served beside /ws: what each path answers, by a route table.
 
 For people: ``/`` is the chat page (with ``/app.js`` and ``/style.css``). For operators and
-load balancers: ``/healthz`` says the process answers, ``/readyz`` that it can take changes,
-in one line of plain text. Nothing is cached. A route is added by naming its path in ROUTES
-(``/metrics``), nothing else changes.
+load balancers: ``/healthz`` says the process answers, ``/readyz`` that it can take changes;
+``/metrics`` is the server's Prometheus metrics (``metrics.py``). Replies are never cached.
+A route is added by naming its path in ROUTES, nothing else changes; ``--metrics-port``
+serves METRICS_ROUTES on a listener of its own, and ROUTES less /metrics on the WebSocket's
+port.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Final
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from .handlers import Context
 
@@ -77,11 +80,20 @@ def _page_file(name: str, content_type: str) -> Endpoint:
     return page_file
 
 
+async def metrics(ctx: Context) -> Reply:
+    """Every metric of this server, in Prometheus' text format."""
+    return Reply(200, ctx.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_PATH: Final = "/metrics"
 ROUTES: Final[dict[str, Endpoint]] = {
     "/healthz": healthz,
     "/readyz": readyz,
+    METRICS_PATH: metrics,
     **{path: _page_file(name, kind) for path, (name, kind) in PAGE_FILES.items()},
 }
+METRICS_ROUTES: Final[dict[str, Endpoint]] = {METRICS_PATH: metrics}
+WITHOUT_METRICS: Final = {path: route for path, route in ROUTES.items() if path != METRICS_PATH}
 
 NOT_FOUND: Final = Reply(404, b"Not found. MoreliaTalk is served at /ws\n")
 NOT_ALLOWED: Final = Reply(
@@ -89,9 +101,11 @@ NOT_ALLOWED: Final = Reply(
 )
 
 
-async def answer(method: str, target: str, ctx: Context) -> Reply:
+async def answer(
+    method: str, target: str, ctx: Context, routes: Mapping[str, Endpoint] = ROUTES
+) -> Reply:
     """The reply to ``method target`` (the request's path, with any query)."""
-    endpoint = ROUTES.get(target.split("?", 1)[0])
+    endpoint = routes.get(target.split("?", 1)[0])
     if endpoint is None:
         return NOT_FOUND
     if method not in READ_METHODS:

@@ -24,6 +24,8 @@ class Guard:
         self.limits = limits
         self.clock = clock
         self.connections: Counter[str] = Counter()  # open connections per address
+        # Refusals by the AbuseLimits field that made them: read by the metrics at a scrape.
+        self.refusals: Counter[str] = Counter()
         if limits is not None:
             self._logins = Buckets[str](limits.logins_per_address)
             self._failures_here = Buckets[tuple[int, str]](
@@ -47,8 +49,10 @@ class Guard:
         limits = self.limits
         if limits is not None:
             if self.connections[address] >= limits.connections_per_address:
+                self.refusals["connections_per_address"] += 1
                 return 429, "Too many connections from this address.\n"
             if self.connections.total() >= limits.max_connections:
+                self.refusals["max_connections"] += 1
                 return 503, "The server is full; try again later.\n"
         self.connections[address] += 1
         return None
@@ -90,6 +94,8 @@ class Guard:
             return True
         strikes = limits.flood_strikes
         left = self._address_frames.spend(address, self.clock(), most_owed=strikes)
+        if left < 0:
+            self.refusals["frames_per_address"] += 1
         if left <= -strikes:
             for oust in list(self._ousters.get(address, ())):
                 oust()
@@ -99,6 +105,7 @@ class Guard:
 
     def login_attempt(self, address: str) -> None:
         if self.limits is not None and not self._logins.take(address, self.clock()):
+            self.refusals["logins_per_address"] += 1
             raise TooManyRequests("Too many login attempts from this address; wait a minute.")
 
     def account_may_try(self, user_id: int, address: str) -> None:
@@ -108,10 +115,12 @@ class Guard:
             return
         now = self.clock()
         if not self._failures_here.allows((user_id, address), now):
+            self.refusals["login_failures_per_account_and_address"] += 1
             raise TooManyRequests(
                 "Too many wrong passwords for this account from this address; wait a minute."
             )
         if not self._failures.allows(user_id, now):
+            self.refusals["login_failures_per_account"] += 1
             raise TooManyRequests("Too many wrong passwords for this account; try again later.")
 
     def wrong_password(self, user_id: int, address: str) -> None:
@@ -122,6 +131,7 @@ class Guard:
 
     def registration(self, address: str) -> None:
         if self.limits is not None and not self._registrations.take(address, self.clock()):
+            self.refusals["registrations_per_address"] += 1
             raise TooManyRequests("Too many registrations from this address; wait a minute.")
 
     def may_post(self, user_id: int | None) -> None:
@@ -132,6 +142,7 @@ class Guard:
             and user_id is not None
             and not self._messages.allows(user_id, self.clock())
         ):
+            self.refusals["messages_per_user"] += 1
             raise TooManyRequests("Too many messages; slow down.")
 
     def posted(self, user_id: int | None) -> None:
@@ -145,6 +156,7 @@ class Guard:
             and user_id is not None
             and not self._flows.allows(user_id, self.clock())
         ):
+            self.refusals["flows_per_user"] += 1
             raise TooManyRequests("Too many new flows; wait a while before creating another.")
 
     def added_flow(self, user_id: int | None) -> None:

@@ -37,6 +37,7 @@ from .core.requests import (
 from .core.sizes import REPLY_ENVELOPE
 from .core.state import State
 from .guard import Guard
+from .metrics import Metrics
 from .store import Store
 
 
@@ -49,6 +50,7 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     guard: Guard = msgspec.field(default_factory=lambda: Guard(None))
     timeouts: Timeouts = Timeouts()
     clock: Callable[[], float] = time.time
+    metrics: Metrics = msgspec.field(default_factory=Metrics)
 
 
 def _listed(listing: queries.Listing, *, viewer: int | None = None, single: bool = False) -> Answer:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from http import HTTPStatus
 from typing import Any, Final
@@ -32,6 +32,7 @@ from trio_websocket import WebSocketRequest, wrap_server_stream
 from . import endpoints
 from .connection import Peer
 from .handlers import Context
+from .logs import PEER
 from .logtext import for_log
 from .proxies import TrustedProxies
 from .tls import Certificates
@@ -108,17 +109,19 @@ class Listener:
     def __init__(
         self,
         ctx: Context,
-        websocket: WebSocketHandler,
+        websocket: WebSocketHandler | None,
         *,
         max_message_size: int,
         tls: Certificates | None = None,
         proxies: TrustedProxies | None = None,
+        routes: Mapping[str, endpoints.Endpoint] = endpoints.ROUTES,
     ) -> None:
         self.ctx = ctx
-        self.websocket = websocket
+        self.websocket = websocket  # None: plain HTTP only (a --metrics-port listener)
         self.max_message_size = max_message_size
         self.tls = tls
         self.proxies = proxies or TrustedProxies(())
+        self.routes = routes
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -138,6 +141,7 @@ class Listener:
             await tcp.aclose()
             return
         peer = Peer(str(address), port)
+        PEER.set(str(peer))  # this connection's task: every line it logs names the peer
         # The peer's time to send its head (and, with TLS, to finish the TLS handshake first).
         deadline = trio.current_time() + self.ctx.timeouts.handshake
         # A trusted proxy's connection is counted once its head names the client it carries:
@@ -158,6 +162,7 @@ class Listener:
                 if handshake.cancelled_caught:
                     nursery.cancel_scope.cancel()
                     return
+                assert self.websocket is not None  # only upgrades with a handler come here
                 try:
                     await self.websocket(request, peer)
                 finally:
@@ -179,7 +184,12 @@ class Listener:
             stream = trio.SSLStream(tcp, self.tls.context, server_side=True, https_compatible=True)
         try:
             found = await self._head(stream, tcp, peer, admission, deadline)
-            if found is not None and admission.refused is None and found[0].is_upgrade():
+            if (
+                found is not None
+                and admission.refused is None
+                and self.websocket is not None  # a listener for /metrics alone takes none
+                and found[0].is_upgrade()
+            ):
                 head, peer = found
                 return Replay(stream, bytes(head.raw)), peer
         except BaseException:
@@ -217,6 +227,7 @@ class Listener:
                 if client != peer.address:
                     log.debug("%s: forwarded for %s", peer, client)
                     peer = Peer(client)  # its port is the proxy's business
+                    PEER.set(str(peer))
                 admission.admit(peer)
             return head, peer
         return None  # too slow: nothing to answer
@@ -237,7 +248,7 @@ class Listener:
         else:
             request = head.request
             method, target = request.method.decode(), request.target.decode("ascii", "replace")
-            reply = await endpoints.answer(method, target, self.ctx)
+            reply = await endpoints.answer(method, target, self.ctx, self.routes)
             if reply.status >= 400:
                 shown = for_log(method, 16), for_log(target, 100)  # both the client's
                 log.info("%s: HTTP %s %s %d", peer, *shown, reply.status)

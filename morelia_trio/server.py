@@ -10,6 +10,7 @@ from functools import partial
 import msgspec
 import trio
 
+from . import endpoints
 from .auth import Passwords
 from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
@@ -35,12 +36,18 @@ class Running(msgspec.Struct, frozen=True):
     port: int
     store: Store
     context: Context  # what every connection shares: tests may look inside (hash counts)
+    metrics_port: int  # the port serving /metrics: ``port`` unless --metrics-port says
+    metrics_host: str = ""  # where /metrics is served: ``host`` unless --metrics-host says
     tls: Certificates | None = None  # with TLS: what SIGHUP reloads
 
     @property
     def url(self) -> str:
         scheme = "ws" if self.tls is None else "wss"
         return f"{scheme}://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.metrics_host or self.host}:{self.metrics_port}/metrics"
 
     @property
     def http_url(self) -> str:
@@ -101,37 +108,53 @@ async def _serve_locked(
                 guard=Guard(abuse),
                 timeouts=config.timeouts,
             )
+            ctx.metrics.watch(ctx.guard, store, passwords)
+            event_log.observer = ctx.metrics
             watchdog = Watchdog(config.timeouts)
             nursery.start_soon(watchdog.run)
             # Before listening: a worker's start (a spawn and its imports) would otherwise
             # slow the first requests several times over.
             await passwords.start_workers()
-            try:
-                websocket = partial(
-                    serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
-                )
-                listener = Listener(
-                    ctx,
-                    websocket,
-                    max_message_size=config.limits.max_frame_bytes,
-                    tls=tls,
-                    proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
-                )
-                port = await nursery.start(listener.serve, config.host, config.port)
-            except OSError as exc:  # say which address: "Address already in use" alone does not
-                where = f"{config.host} port {config.port}: {exc.strerror or exc}"
-                raise OSError(exc.errno, where) from exc
-            running = Running(config.host, port, store, ctx, tls)
+            websocket = partial(
+                serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
+            )
+            apart = config.metrics_port is not None  # /metrics on a listener of its own
+            routes = endpoints.WITHOUT_METRICS if apart else endpoints.ROUTES
+            listener = Listener(
+                ctx,
+                websocket,
+                max_message_size=config.limits.max_frame_bytes,
+                tls=tls,
+                proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
+                routes=routes,
+            )
+            port = await _listen(nursery, listener, config.host, config.port)
+            metrics_port, metrics_host = port, config.host
+            if config.metrics_port is not None:
+                metrics_host = config.metrics_host or config.host
+                alone = Listener(ctx, None, max_message_size=0, routes=endpoints.METRICS_ROUTES)
+                metrics_port = await _listen(nursery, alone, metrics_host, config.metrics_port)
+            running = Running(config.host, port, store, ctx, metrics_port, metrics_host, tls)
             if config.autobahn_echo:
                 log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
             log.info("Serving MoreliaTalk on %s", running.url)
             log.info("Chat in a browser at %s (and /healthz, /readyz)", running.http_url)
+            log.info("Metrics on %s", running.metrics_url)
             task_status.started(running)
     except BaseException as exc:
         orderly = _is_shutdown(exc)
         raise
     finally:
         await final_snapshot(event_log, state, orderly)  # every task has exited
+
+
+async def _listen(nursery: trio.Nursery, listener: Listener, host: str, port: int) -> int:
+    """Start ``listener`` on host:port; the port bound."""
+    try:
+        bound: int = await nursery.start(listener.serve, host, port)
+    except OSError as exc:  # say which address: "Address already in use" alone does not
+        raise OSError(exc.errno, f"{host} port {port}: {exc.strerror or exc}") from exc
+    return bound
 
 
 def _is_shutdown(exc: BaseException) -> bool:

@@ -102,6 +102,11 @@ class Store:
         result: T = await trio.lowlevel.wait_task_rescheduled(job.abandon)
         return result  # a checkpoint whichever way the job went in
 
+    def queued(self) -> int:
+        """Jobs waiting for the owner (the metrics' owner queue depth)."""
+        channel = self._send.statistics()
+        return channel.current_buffer_used + channel.tasks_waiting_send
+
     def statistics(self) -> Statistics:
         return Statistics(
             self.commands, self.queries, self.event_log.appended, self.event_log.batches

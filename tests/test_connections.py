@@ -186,7 +186,7 @@ async def test_all_connections_are_capped(
 async def test_a_client_that_stops_reading_is_disconnected(
     deadline: None, nursery: trio.Nursery, morelia_config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")  # open and close: DEBUG
     running = await start(nursery, morelia_config, send=0.5)
     async with open_client(running.url) as writer:
         await writer.register("ann", "ann-password")
@@ -242,7 +242,7 @@ def server_frames(data: bytes) -> list[tuple[int, bytes]]:
 async def test_invalid_utf8_in_a_text_frame_is_closed_by_the_server_with_1007(
     deadline: None, morelia_server: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")  # open and close: DEBUG
     async with raw_websocket(morelia_server) as stream:
         port = stream.socket.getsockname()[1]
         await stream.send_all(masked_text_frame(PING))  # answered as ever
@@ -270,7 +270,7 @@ async def test_invalid_utf8_in_a_text_frame_is_closed_by_the_server_with_1007(
 async def test_a_frame_the_protocol_forbids_is_closed_by_the_server_with_1002(
     deadline: None, morelia_server: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")  # open and close: DEBUG
     async with raw_websocket(morelia_server) as stream:
         await stream.send_all(bytes([0x81, len(PING)]) + PING.encode())  # clients must mask
         received = b""
@@ -292,7 +292,7 @@ async def test_a_frame_the_protocol_forbids_is_closed_by_the_server_with_1002(
 async def test_one_log_line_per_open_close_and_error(
     deadline: None, morelia_server: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")  # open and close: DEBUG
     async with open_client(morelia_server.url) as client:
         await client.request(PING)  # 401
         await client.request("not json")  # 400
@@ -300,8 +300,11 @@ async def test_one_log_line_per_open_close_and_error(
     with trio.fail_after(5):
         while not any("closed" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
             await trio.sleep(0.01)
-    lines = [r.getMessage() for r in caplog.records if f":{port}:" in r.getMessage()]
+    records = [r for r in caplog.records if f":{port}:" in r.getMessage()]
+    lines = [r.getMessage() for r in records]
     assert len(lines) == 4, lines
+    # One real client opens a connection per request: opening and closing are not news.
+    assert [r.levelname for r in records] == ["DEBUG", "INFO", "INFO", "DEBUG"]
     assert lines[0].endswith("connection opened")
     assert "ping_pong 401" in lines[1]
     assert "errors 400" in lines[2]

@@ -325,7 +325,7 @@ async def closed_with(client: Client) -> int | None:
 async def test_an_address_that_keeps_flooding_has_every_connection_closed_1008(
     start: Start, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")  # open and close: DEBUG
     running = await start(frames_per_address=Rate(30, 60), flood_strikes=10)
     url = running.url
     async with (

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +36,7 @@ from ..core.journal_format import (
     encode_record,
 )
 from .journal_file import JournalFile, OutOfRoom, Rotate
-from .port import StorageFailed, Waker, refused
+from .port import StorageFailed, StorageObserver, Unobserved, Waker, refused
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Journal:
         self._unsynced = False  # batch mode: written but not yet synced
         self._last_sync = float("-inf")
         self.batches = 0  # statistics: how many writes (and fsyncs) served the records
+        self.observer: StorageObserver = Unobserved()  # the metrics, once the server sets them
 
     # --- the owner's side: sync, never blocks ---
 
@@ -211,6 +213,7 @@ class Journal:
             self.mode == "batch" and now >= self._last_sync + self.batch_interval
         )
         first, last = self.durable + 1, self.appended
+        started = time.perf_counter()
         try:
             if self.mode == "off" and not any(isinstance(item, Rotate) for item in items):
                 # Into the page cache, on the trio thread: a thread hop per batch cost more
@@ -237,6 +240,7 @@ class Journal:
         elif items:
             self._unsynced = self.mode == "batch"
         self.batches += 1
+        self.observer.journal_written(last - first + 1, time.perf_counter() - started, sync)
         self.durable = last
         if self.degraded is not None and last >= first:
             self.degraded = None

@@ -5,6 +5,7 @@ data directory. The first implementation of ``port.EventLog``.
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +28,9 @@ class LocalFiles(Journal):
 
     async def keep(self, capture: Captured) -> None:
         async with self.files_lock:  # a rebuild never reads a file list being pruned
-            await write_snapshot(capture, self.directory)
+            started = time.perf_counter()
+            size = await write_snapshot(capture, self.directory)
+            self.observer.snapshot_written(time.perf_counter() - started, size)
 
     async def replay(self) -> State:
         directory = self.directory

@@ -33,6 +33,26 @@ def refused() -> ServiceUnavailable:
     return ServiceUnavailable("The server cannot store changes right now.")
 
 
+class StorageObserver(Protocol):
+    """Told what storage did and how long it took, for the metrics (``metrics.Metrics``)."""
+
+    def journal_written(self, records: int, seconds: float, synced: bool) -> None:
+        """A batch of ``records`` was written (and ``synced``) in ``seconds``."""
+
+    def snapshot_written(self, seconds: float, size: int) -> None:
+        """A snapshot of ``size`` bytes was encoded and written in ``seconds``."""
+
+
+class Unobserved:
+    """The observer until the server sets one: told everything, keeps nothing."""
+
+    def journal_written(self, records: int, seconds: float, synced: bool) -> None:
+        pass
+
+    def snapshot_written(self, seconds: float, size: int) -> None:
+        pass
+
+
 class EventLog(Protocol):
     """Events in sequence-number order, durable before anyone hears of them.
 

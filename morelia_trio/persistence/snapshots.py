@@ -37,15 +37,19 @@ def read(path: Path) -> Stored | None:
     return decode(data, path)
 
 
-async def write_snapshot(capture: Captured, directory: Path) -> None:
-    """Encode and write a snapshot off the trio thread, then drop the journals it covers."""
+async def write_snapshot(capture: Captured, directory: Path) -> int:
+    """Encode and write a snapshot off the trio thread, then drop the journals it covers.
 
-    def write() -> None:
+    Returns its size in bytes.
+    """
+
+    def write() -> int:
         data = encode(capture, time.time())
         write_atomic(directory / SNAPSHOT_NAME, data)
         remove_covered_journals(directory, capture.seq)
+        return len(data)
 
-    await trio.to_thread.run_sync(write)
+    return await trio.to_thread.run_sync(write)
 
 
 def remove_covered_journals(directory: Path, seq: int) -> None:
