@@ -225,9 +225,9 @@ class Listener:
             if head.request is not None and admission.peer is None:
                 client = self.proxies.client(peer.address, head.forwarded_for())
                 if client != peer.address:
-                    log.debug("%s: forwarded for %s", peer, client)
-                    peer = Peer(client)  # its port is the proxy's business
+                    proxy, peer = peer, Peer(client)  # its port is the proxy's business
                     PEER.set(str(peer))
+                    log.debug("%s: connection forwarded by the proxy at %s", peer, proxy.address)
                 admission.admit(peer)
             return head, peer
         return None  # too slow: nothing to answer

@@ -81,7 +81,7 @@ async def behind_proxy(deadline: None, nursery: trio.Nursery, morelia_config: Co
 async def test_the_connection_limit_counts_the_forwarded_client(
     behind_proxy: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")
     async with connect_from(behind_proxy, PROXY, "203.0.113.7") as first:
         assert (await first.request(PING))["errors"]["code"] == 401
         # The same client again through the proxy: its one connection is taken.

@@ -110,7 +110,7 @@ async def test_a_websocket_session_through_nginx_names_the_real_client(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     listen_port, server_port, trust = nginx
-    caplog.set_level(logging.INFO, "morelia_trio")
+    caplog.set_level(logging.DEBUG, "morelia_trio")
     config = msgspec.structs.replace(morelia_config, port=server_port, trusted_proxy=("127.0.0.1",))
     running: Running = await nursery.start(serve, config)
     assert running.port == server_port
