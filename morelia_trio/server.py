@@ -10,6 +10,7 @@ from functools import partial
 import msgspec
 import trio
 
+from .admin_socket import serve_admin
 from .auth import Passwords
 from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
@@ -80,6 +81,7 @@ async def _serve_locked(config: Config, task_status: trio.TaskStatus[Running]) -
             await nursery.start(event_log.run)
             store: Store = await nursery.start(run_store, state, event_log)
             await store.call(commands.bootstrap, time.time())
+            await nursery.start(serve_admin, config.data_dir, store)  # the operator's tool
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(
                     snapshot_forever, store.capture, event_log, config.snapshot_interval
