@@ -96,7 +96,7 @@ async def test_a_suspended_account_is_logged_out_and_cannot_log_in_until_restore
 ) -> None:
     general = (await ann.flows())[0]["uuid"]
     await ann.send(general, "stays")
-    out, _ = await admin(data_dir, "suspend", "ann")
+    await admin(data_dir, "suspend", "ann")
     assert await code_of(ann.ping()) == 401
     async with connect() as again:
         with pytest.raises(RequestFailed) as refused:
