@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
+import msgspec
 import trio
 
 from . import admin_protocol as proto
@@ -37,6 +38,7 @@ Args = TypeVarTuple("Args")
 
 # Sends one export line (a record) before the reply: to the socket, or to stdout offline.
 Emit = Callable[[bytes], Awaitable[None]]
+EXPORT_BATCH = 64 * 1024  # bytes of export lines per emit
 
 
 class StateAtHand:
@@ -64,15 +66,15 @@ def resolve_user(state: State, who: str) -> int:
     return user_id
 
 
-def row(state: State, user: User) -> proto.UserRow:
+def _row(user: User, admins: set[int], suspended: set[int]) -> proto.UserRow:
     return proto.UserRow(
         id=user.id,
         login=user.login,
         username=user.username,
         email=user.email,
         time=user.time,
-        admin=user.id in state.admins,
-        suspended=user.id in state.suspended,
+        admin=user.id in admins,
+        suspended=user.id in suspended,
     )
 
 
@@ -80,7 +82,7 @@ def list_users(state: State, text: str | None) -> list[proto.UserRow]:
     """Every user, by id; with ``text``, those whose login or username holds it (any case)."""
     wanted = None if text is None else text.casefold()
     return [
-        row(state, user)
+        _row(user, state.admins, state.suspended)
         for user in state.users.values()
         if wanted is None or wanted in user.login.casefold() or wanted in user.username.casefold()
     ]
@@ -175,29 +177,30 @@ def write_backup(captured: Captured, target: Path) -> None:
 
 
 async def export(captured: Captured, emit: Emit) -> int:
-    """Every user (without secrets), flow and message of a capture, one line each."""
+    """Every user (without secrets), flow and message of a capture, one line each, handed
+    to ``emit`` some 64 KiB at a time (a send per line would cost more than the encoding)."""
     admins, suspended = set(captured.admins), set(captured.suspended)
+    batch = bytearray()
     count = 0
+
+    async def add(item: msgspec.Struct) -> None:
+        nonlocal count
+        batch.extend(proto.encode_line(item))
+        count += 1
+        if len(batch) >= EXPORT_BATCH:
+            await emit(bytes(batch))
+            batch.clear()
+
     for user in captured.users:
-        exported = proto.UserRow(
-            id=user.id,
-            login=user.login,
-            username=user.username,
-            email=user.email,
-            time=user.time,
-            admin=user.id in admins,
-            suspended=user.id in suspended,
-        )
-        await emit(proto.encode_line(proto.ExportedUser(exported)))
-        count += 1
+        await add(proto.ExportedUser(_row(user, admins, suspended)))
     for flow in captured.flows:
-        await emit(proto.encode_line(proto.ExportedFlow(flow)))
-        count += 1
+        await add(proto.ExportedFlow(flow))
     for chunk in captured.message_chunks:
         for message in chunk:
             if message is not None:
-                await emit(proto.encode_line(proto.ExportedMessage(message)))
-                count += 1
+                await add(proto.ExportedMessage(message))
+    if batch:
+        await emit(bytes(batch))
     return count
 
 
