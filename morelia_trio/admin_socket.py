@@ -60,9 +60,11 @@ async def serve_admin(
         os.chmod(staging, 0o600)
         os.replace(staging, path)
         sock.listen()
-    except BaseException:
+    except BaseException as exc:
         sock.close()
         staging.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # say which socket: "Permission denied" alone does not
+            raise OSError(exc.errno, f"{path}: {exc.strerror or exc}") from exc
         raise
     try:
         log.info("Admin socket on %s", path)
