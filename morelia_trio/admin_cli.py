@@ -96,7 +96,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(directory: Path, req: proto.AnyAdminRequest, out: BinaryIO) -> int:
-    sock = connect(directory)
+    try:
+        sock = connect(directory)
+    except OSError as exc:  # such as another user's 0600 socket: run as the server's user
+        print(
+            f"morelia-trio: cannot reach the admin socket: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
     if sock is not None:
         with sock:
             reply = None
