@@ -103,6 +103,8 @@ async def _answer(store: Store, stream: trio.SocketStream, line: bytes) -> bytes
         return _refusal("Not an admin request (one JSON object per line).")
     try:
         reply = await perform(store, request, stream.send_all)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise  # the tool went away mid-export: no bug to log
     except Exception:
         log.exception("Admin request %s failed", type(request).__name__)
         return _refusal("The server failed to carry out the request; see its log.")
