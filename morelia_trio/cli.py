@@ -1,5 +1,5 @@
-"""The command line: ``morelia-trio serve``, ``morelia-trio data info DIR`` and
-``morelia-trio chat URL``."""
+"""The command line: ``morelia-trio serve``, ``morelia-trio data info DIR``,
+``morelia-trio chat URL`` and ``morelia-trio admin ...`` (``admin_cli.py``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import msgspec
 import msgspec.inspect
 import trio
 
-from . import __version__, chat, logs
+from . import __version__, admin_cli, chat, logs
 from .config import AbuseLimits, Config, Rate
 from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     chatting.add_argument(
         "--poll", type=float, default=1.0, help="seconds between asking for news (%(default)s)"
     )
+    admin_cli.add_parser(commands)
     return parser
 
 
@@ -200,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return data_info(args.directory)
     if args.command == "chat":
         return chat.main(args.url, args.poll)
+    if args.command == "admin":
+        return admin_cli.main(args)
     try:
         config = config_from(args, os.environ)
     except SettingError as exc:

@@ -11,6 +11,7 @@ import msgspec
 import trio
 
 from . import endpoints
+from .admin_socket import serve_admin
 from .auth import Passwords
 from .config import Config, usable_cores
 from .connection import WS_PATH, serve_connection
@@ -97,6 +98,7 @@ async def _serve_locked(
             await nursery.start(event_log.run)
             store: Store = await nursery.start(run_store, state, event_log)
             await store.call(commands.bootstrap, time.time())
+            await nursery.start(serve_admin, config.data_dir, store)  # the operator's tool
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(
                     snapshot_forever, store.capture, event_log, config.snapshot_interval

@@ -321,13 +321,27 @@ class Model:
         return message
 
     def check_own_message(self, me: User, message_id: int, flow_id: int | None) -> Message:
-        """§5: only a message's author edits or deletes it; one you cannot see is 404."""
+        """§5: only a message's author edits it (or deletes it, save §8.5); one you cannot see
+        is 404."""
         message = self.visible_message(message_id, me)
         if flow_id is not None and flow_id != message.flow_id:
             raise Refused(404, "the message is not in that flow")
         if message.author_id != me.id:
             raise Refused(403, "someone else's message")
         return message
+
+    def check_may_delete(self, me: User, message_id: int, flow_id: int | None) -> Message:
+        """§8.5: the author deletes a message, and so does the owner of the group or channel
+        it is in (the model has no server admins: only the operator's tool makes them)."""
+        try:
+            return self.check_own_message(me, message_id, flow_id)
+        except Refused as refused:
+            if refused.code != 403:
+                raise
+            flow = self.flows[self.messages[message_id].flow_id]
+            if flow.type != "chat" and flow.owner == me.id:
+                return self.messages[message_id]
+            raise
 
     def edited(self, message: Message, text: str) -> None:
         message.text = text

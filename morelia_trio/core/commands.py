@@ -11,11 +11,13 @@ from __future__ import annotations
 from .accounts import canonical_login
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from .events import (
+    AdminChanged,
     FlowAdded,
     MessageDeleted,
     MessageEdited,
     MessageSent,
     SessionOpened,
+    SuspensionChanged,
     UserDeleted,
     UserRegistered,
 )
@@ -25,6 +27,7 @@ from .state import State, hash_token
 
 GENERAL_TITLE = "General"
 MAX_ISSUED_ID = 2**31 - 1  # ids the server hands out (a client's schema may hold them in 32 bits)
+SUSPENDED = "this account is suspended"  # CONTRACT §8.5's words
 
 
 def bootstrap(state: State, now: float) -> FlowAdded | None:
@@ -72,6 +75,8 @@ def open_session(
     state: State, user_id: int, password_hash: str, token: str, now: float
 ) -> SessionOpened:
     _check_unchanged(state, user_id, password_hash)
+    if user_id in state.suspended:  # after the password check: no one else learns of it
+        raise Forbidden(SUSPENDED)
     return SessionOpened(time=state.now(now), user_id=user_id, token_hash=hash_token(token))
 
 
@@ -169,13 +174,20 @@ def _check_quota(state: State, author: int, more: int, quota: int) -> None:
         raise PayloadTooLarge("The storage quota is reached: delete messages to make room.")
 
 
-def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None) -> Message:
+def _visible_message(
+    state: State, creds: Credentials, message_id: int, flow_id: int | None
+) -> tuple[int, Message]:
     user_id = state.authenticate(creds)
     message = state.visible_message(message_id, user_id)
     if flow_id is not None and message.flow_id != flow_id:
         raise NotFound("The field message.id names no message in the flow of flow.id.")
+    return user_id, message
+
+
+def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None) -> Message:
+    user_id, message = _visible_message(state, creds, message_id, flow_id)
     if message.author_id != user_id:
-        raise Forbidden("Only the author of a message may change or delete it.")
+        raise Forbidden("Only the author of a message may change it.")
     return message
 
 
@@ -197,5 +209,57 @@ def edit_message(
 def delete_message(
     state: State, creds: Credentials, message_id: int, flow_id: int | None, now: float
 ) -> MessageDeleted:
-    message = _own_message(state, creds, message_id, flow_id)
+    user_id, message = _visible_message(state, creds, message_id, flow_id)
+    if not may_moderate(state, user_id, message):
+        raise Forbidden(
+            "Only the author of a message, the owner of its group or channel, "
+            "or a server admin may delete it."
+        )
     return MessageDeleted(time=state.now(now), message_id=message.id)
+
+
+def may_moderate(state: State, user_id: int, message: Message) -> bool:
+    """Who may delete a message they can see (CONTRACT §8.5): its author, the owner of the
+    group or channel it is in (not of a chat: a chat's members are equals), a server admin."""
+    if message.author_id == user_id or user_id in state.admins:
+        return True
+    flow = state.flows[message.flow_id]
+    return flow.type != "chat" and flow.owner == user_id
+
+
+# --- the operator's: the admin tool's commands, never a client's request -----------------
+
+
+def _existing_user(state: State, user_id: int) -> int:
+    if user_id not in state.users:
+        raise NotFound("No user has this id.")
+    return user_id
+
+
+def set_admin(state: State, user_id: int, admin: bool, now: float) -> AdminChanged:
+    _existing_user(state, user_id)
+    if (user_id in state.admins) == admin:
+        raise Conflict(
+            "This user is a server admin already." if admin else "This user is no server admin."
+        )
+    return AdminChanged(time=state.now(now), user_id=user_id, admin=admin)
+
+
+def set_suspended(state: State, user_id: int, suspended: bool, now: float) -> SuspensionChanged:
+    _existing_user(state, user_id)
+    if (user_id in state.suspended) == suspended:
+        raise Conflict(
+            "This account is suspended already." if suspended else "This account is not suspended."
+        )
+    return SuspensionChanged(time=state.now(now), user_id=user_id, suspended=suspended)
+
+
+def remove_user(state: State, user_id: int, now: float) -> UserDeleted:
+    """Delete an account without its password; its messages stay, as for ``delete_user``."""
+    return UserDeleted(time=state.now(now), user_id=_existing_user(state, user_id))
+
+
+def remove_message(state: State, message_id: int, now: float) -> MessageDeleted:
+    if state.messages.get(message_id) is None:
+        raise NotFound("No message has this id.")
+    return MessageDeleted(time=state.now(now), message_id=message_id)

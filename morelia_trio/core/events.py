@@ -44,6 +44,19 @@ class MessageDeleted(Event, tag="message_deleted"):
     message_id: int
 
 
+# Moderation (CONTRACT §8.5): only the operator's admin tool makes these, never a request.
+
+
+class AdminChanged(Event, tag="admin_changed"):
+    user_id: int
+    admin: bool  # made a server admin (True) or made a member again
+
+
+class SuspensionChanged(Event, tag="suspension_changed"):
+    user_id: int
+    suspended: bool  # suspending also ends every session of the account
+
+
 AnyEvent: TypeAlias = (
     UserRegistered
     | SessionOpened
@@ -52,4 +65,6 @@ AnyEvent: TypeAlias = (
     | MessageSent
     | MessageEdited
     | MessageDeleted
+    | AdminChanged
+    | SuspensionChanged
 )

@@ -53,6 +53,9 @@ class Snapshot(msgspec.Struct, Generic[Chunk], kw_only=True, frozen=True):
     # is in place; snapshots from before that guarantee lack it. With it, a journal that
     # stops short of ``seq`` means a journal file has gone missing, not a crash.
     journal_reaches_seq: bool = False
+    # Moderation: user ids. Snapshots from before it load with none.
+    admins: list[int] = []
+    suspended: list[int] = []
 
 
 # A capture shares the state's chunks of messages, by id (None: deleted).
@@ -63,9 +66,12 @@ _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(Stored)
 
 
-def encode(capture: Captured, now: float) -> bytes:
+def encode(capture: Captured, now: float, *, journal_follows: bool = True) -> bytes:
     """Encode a captured state. Runs in a worker thread, a chunk of messages at a time: the
-    thread lets go of the GIL between chunks."""
+    thread lets go of the GIL between chunks.
+
+    ``journal_follows=False`` is for a snapshot alone (a backup): no journal reaches it.
+    """
     chunks = [
         msgspec.Raw(_encoder.encode([m for m in chunk if m is not None]))
         for chunk in capture.message_chunks
@@ -77,7 +83,8 @@ def encode(capture: Captured, now: float) -> bytes:
             capture,
             time=now,
             message_chunks=chunks,
-            journal_reaches_seq=True,  # the journal's rotation and its end see to it
+            # The journal's rotation and its end see to it (for a data directory's snapshot).
+            journal_reaches_seq=journal_follows,
         ),
     )
     payload = _encoder.encode(written)

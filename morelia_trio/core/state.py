@@ -18,12 +18,14 @@ from .accounts import canonical_login
 from .chunked import ChunkedById
 from .errors import NotFound, Unauthorized
 from .events import (
+    AdminChanged,
     AnyEvent,
     FlowAdded,
     MessageDeleted,
     MessageEdited,
     MessageSent,
     SessionOpened,
+    SuspensionChanged,
     UserDeleted,
     UserRegistered,
 )
@@ -72,6 +74,8 @@ class State:
         self.message_sizes = array("Q")
         self.stored_bytes: dict[int, int] = {}  # author id -> content bytes of live messages
         self.owned_flows: dict[int, int] = {}  # user id -> flows they created
+        self.admins: set[int] = set()  # server admins (CONTRACT §8.5)
+        self.suspended: set[int] = set()  # accounts that may not log in
         # Change log for get_update: (time, key) in time order. An edit appends a new entry;
         # entries whose item has changed since, or is gone, are skipped when read.
         self.change_times = array("d")
@@ -133,8 +137,9 @@ def apply(state: State, event: AnyEvent) -> None:
             _add_session(state, user_id, token_hash)
         case UserDeleted(user_id=user_id):
             _remove_login(state, state.users.pop(user_id))
-            for token_hash in state.user_sessions.pop(user_id, ()):
-                del state.sessions[token_hash]
+            _end_sessions(state, user_id)
+            state.admins.discard(user_id)
+            state.suspended.discard(user_id)
         case FlowAdded(flow=flow):
             state.flows[flow.id] = flow
             state.flow_messages[flow.id] = []
@@ -166,8 +171,24 @@ def apply(state: State, event: AnyEvent) -> None:
             _weigh(state, message, deleted=True)
             ids = state.flow_messages[message.flow_id]
             del ids[bisect_left(ids, message_id)]
+        case AdminChanged(user_id=user_id, admin=admin):
+            if admin:
+                state.admins.add(user_id)
+            else:
+                state.admins.discard(user_id)
+        case SuspensionChanged(user_id=user_id, suspended=suspended):
+            if suspended:
+                state.suspended.add(user_id)
+                _end_sessions(state, user_id)
+            else:  # old tokens stay ended: lifting it lets the account log in again
+                state.suspended.discard(user_id)
         case _:
             assert_never(event)
+
+
+def _end_sessions(state: State, user_id: int) -> None:
+    for token_hash in state.user_sessions.pop(user_id, ()):
+        del state.sessions[token_hash]
 
 
 def _weigh(state: State, message: Message, *, deleted: bool = False) -> None:
@@ -233,6 +254,8 @@ def capture(state: State) -> Captured:
         message_chunks=state.messages.chunks(),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),
+        admins=sorted(state.admins),
+        suspended=sorted(state.suspended),
     )
 
 
@@ -260,4 +283,6 @@ def restore(snapshot: Stored) -> State:
     state.next_user_id = snapshot.next_user_id
     state.next_flow_id = snapshot.next_flow_id
     state.next_message_id = snapshot.next_message_id
+    state.admins = set(snapshot.admins)
+    state.suspended = set(snapshot.suspended)
     return state
