@@ -206,8 +206,10 @@ def test_the_cli_serves_metrics_on_the_port_a_variable_names(tmp_path: Path) -> 
     )
     try:
         assert process.stderr is not None
-        said = [process.stderr.readline() for _ in range(4)]  # loaded, then three URLs
-        served, http, metrics = (re.findall(r"\w+://\S+", line)[0] for line in said[1:])
+        urls: list[str] = []
+        while len(urls) < 3:  # the WebSocket's, the page's, the metrics'
+            urls += re.findall(r"\w+://\S+", process.stderr.readline())
+        served, http, metrics = urls
         assert metrics.startswith("http://127.0.0.1:") and metrics.endswith("/metrics")
         assert not metrics.startswith(http)  # a port of its own
         with urllib.request.urlopen(metrics, timeout=10) as response:
