@@ -53,6 +53,9 @@ class Snapshot(msgspec.Struct, Generic[Chunk], kw_only=True, frozen=True):
     # is in place; snapshots from before that guarantee lack it. With it, a journal that
     # stops short of ``seq`` means a journal file has gone missing, not a crash.
     journal_reaches_seq: bool = False
+    # array("q") of (message id, flow id) for each deleted message; older snapshots lack it
+    # (their change logs hold no deletions).
+    deletion_pairs: bytes = b""
 
 
 # A capture shares the state's chunks of messages, by id (None: deleted).
