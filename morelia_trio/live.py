@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -95,8 +94,10 @@ class Subscriber:
         self.token_hash = b""  # the session it subscribed with: it ends with that session
         self.dialect = Dialect.DOCUMENT
         self.seq = 0  # it hears of records after this one only: catch-up covers the rest
-        self.catch_up: deque[Listing] = deque()  # rendered as they are sent, not before
-        self.frames: deque[tuple[float, str]] = deque()  # (time of the change, frame)
+        # Lists, not deques: every connection has a Subscriber, and an empty deque weighs
+        # ten times an empty list; a backlog is short enough for pop(0).
+        self.catch_up: list[Listing] = []  # rendered as they are sent, not before
+        self.frames: list[tuple[float, str]] = []  # (time of the change, frame)
         self.chars = 0
         self.lost_since: float | None = None  # a resync is owed, from this time
         self._waiting: trio.CancelScope | None = None  # while the connection awaits a frame
@@ -124,13 +125,13 @@ class Subscriber:
     def next_out(self) -> str | None:
         """The next frame to send: catch-up first, then a resync if owed, then the backlog."""
         if self.catch_up:
-            page = self.catch_up.popleft()
+            page = self.catch_up.pop(0)
             return render_update(page, self.dialect, page.last_change())
         if self.lost_since is not None:
             since, self.lost_since = self.lost_since, None
             return render_resync(self.dialect, since)
         if self.frames:
-            _, frame = self.frames.popleft()
+            _, frame = self.frames.pop(0)
             self.chars -= len(frame)
             return frame
         return None

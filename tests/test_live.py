@@ -21,6 +21,7 @@ import trio
 from trio_websocket import wrap_client_stream
 
 from morelia_trio import Config, Running, live, serve
+from morelia_trio.core.state import MAX_SESSIONS_PER_USER
 from morelia_trio.live import Subscriber
 from morelia_trio.persistence.journal_file import JournalFile
 from tests.wire import Client, RequestFailed, open_client
@@ -213,6 +214,18 @@ async def test_deleting_the_account_ends_its_subscriptions(
     reply, before = await call(ann, "ping_pong")
     check_list_reply(reply, "ping_pong", 401)
     assert before == []
+
+
+async def test_a_session_pushed_out_by_newer_logins_ends_its_subscription(
+    server: Running, ann: Client, connect: Connect
+) -> None:
+    await subscribe(ann)
+    async with connect() as other:
+        for _ in range(MAX_SESSIONS_PER_USER - 1):
+            await other.login("ann", "ann-password")
+        assert server.store.publisher.count == 1  # her first session is still one
+        await other.login("ann", "ann-password")
+    assert server.store.publisher.count == 0
 
 
 @asynccontextmanager
