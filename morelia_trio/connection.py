@@ -1,8 +1,9 @@
 """One task per WebSocket: read a frame, answer it, repeat. The boundary no bug crosses.
 
 A connection holds at most one reply at a time: the next frame is read only once the last
-reply was taken by the client, so a client that stops reading costs one reply's memory, and
-is disconnected after ``timeouts.send``.
+reply was taken by the client, so a client that stops reading costs one reply's memory (and,
+once subscribed, its bounded backlog of live updates), and is disconnected after
+``timeouts.send``.
 """
 
 from __future__ import annotations

@@ -102,9 +102,6 @@ class Subscriber:
         self.lost_since: float | None = None  # a resync is owed, from this time
         self._waiting: trio.CancelScope | None = None  # while the connection awaits a frame
 
-    def pending(self) -> bool:
-        return bool(self.catch_up or self.frames) or self.lost_since is not None
-
     def hand(self, changed_at: float, frame: str) -> None:
         """Queue ``frame``, never blocking; on overflow drop the backlog and owe a resync."""
         frames = self.frames
