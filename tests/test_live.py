@@ -27,7 +27,7 @@ from morelia_trio.persistence.journal_file import JournalFile
 from tests.wire import Client, RequestFailed, open_client
 
 from .helpers import check_doc_reply, check_list_reply, exchange
-from .test_client_traffic import ANDROID_MASTER, fill
+from .test_client_traffic import ANDROID_MASTER, ELECTRON, FLUTTER_REGISTER, fill
 
 Frame = dict[str, Any]
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
@@ -392,3 +392,18 @@ async def test_real_clients_see_nothing_of_live_updates(
         await call(ann, "send_message", flow=[{"uuid": general}], message=[{"text": "last"}])
         _, reply = await exchange(android, get_update)
         check_list_reply(reply, "get_update", 200)
+    # Electron and Flutter register and log in, one frame each, as changes go on around them.
+    async with connect() as electron:
+        for template, code in ((ELECTRON[0], 201), (ELECTRON[1], 200)):
+            await call(bob, "send_message", flow=[{"uuid": general}], message=[{"text": "e"}])
+            frame = fill(template, L="electron", P="secret")
+            _, reply = await exchange(electron, frame)
+            check_list_reply(reply, json.loads(frame)["type"], code)
+    async with connect() as flutter:
+        await call(bob, "send_message", flow=[{"uuid": general}], message=[{"text": "f"}])
+        _, reply = await exchange(flutter, fill(FLUTTER_REGISTER, L="flutter", P="pw"))
+        check_list_reply(reply, "register_user", 201)
+        await call(bob, "send_message", flow=[{"uuid": general}], message=[{"text": "g"}])
+        all_flow = {"type": "all_flow", "data": {"user": [reply["data"]["user"][0]]}}
+        _, reply = await exchange(flutter, all_flow)
+        check_list_reply(reply, "all_flow", 200)
