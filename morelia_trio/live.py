@@ -14,6 +14,7 @@ Everything here runs in the trio thread, between checkpoints: no locks are neede
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ from .core.queries import Listing
 from .core.records import Credentials, Deletion, Flow, Message
 from .core.replies import render
 from .core.state import State, hash_token
+
+log = logging.getLogger(__name__)
 
 UPDATE: Final = "update"
 RESYNC: Final = "resync"
@@ -246,7 +249,12 @@ class Publisher:
         this in commit order). A change the log lost is never heard of."""
         if not isinstance(result, outcome.Value):
             return
-        change: Change = result.value
+        try:
+            self._fan_out(result.value)
+        except Exception:  # the log calls this among other answers: a bug stays here
+            log.exception("Bug while handing out a live update")
+
+    def _fan_out(self, change: Change) -> None:
         rendered: dict[Dialect, str] = {}
         for subscriber in self._audience_of(change):
             if subscriber.seq >= change.seq:  # subscribed after it: its catch-up had it

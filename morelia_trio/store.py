@@ -198,7 +198,11 @@ def _announce(
 ) -> None:
     """Have the subscribers hear of ``event`` once the log has made it durable (CONTRACT
     §8.2): the same wait as a reply's, so no update tells of a change a crash could undo."""
-    change = publisher.changed(state, event, seq)
+    try:
+        change = publisher.changed(state, event, seq)
+    except Exception:  # a bug in live updates must not stop the owner: the change stands
+        log.exception("Bug while picking the live update of record %d", seq)
+        return
     if change is not None:
         event_log.deliver(publisher.publish, outcome.Value(change), seq)
 

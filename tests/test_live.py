@@ -21,6 +21,7 @@ import trio
 from trio_websocket import wrap_client_stream
 
 from morelia_trio import Config, Running, live, serve
+from morelia_trio.core.frames import Dialect
 from morelia_trio.core.state import MAX_SESSIONS_PER_USER
 from morelia_trio.live import Subscriber
 from morelia_trio.persistence.journal_file import JournalFile
@@ -407,3 +408,22 @@ async def test_real_clients_see_nothing_of_live_updates(
         all_flow = {"type": "all_flow", "data": {"user": [reply["data"]["user"][0]]}}
         _, reply = await exchange(flutter, all_flow)
         check_list_reply(reply, "all_flow", 200)
+
+
+def test_a_backlog_that_overflows_owes_one_resync_from_the_first_update_lost() -> None:
+    subscriber = Subscriber()
+    subscriber.dialect = Dialect.LIST
+    for n in range(live.MAX_BACKLOG_FRAMES + 3):
+        subscriber.hand(1000.0 + n, f"frame {n}")
+        assert len(subscriber.frames) <= live.MAX_BACKLOG_FRAMES
+    assert subscriber.lost_since == 1000.0
+    resync = json.loads(subscriber.next_out() or "")
+    assert (resync["type"], resync["data"]["time"]) == ("resync", 1000)
+    assert [subscriber.next_out() for _ in range(4)] == [
+        "frame 256",
+        "frame 257",
+        "frame 258",
+        None,
+    ]
+    subscriber.hand(2000.0, "x" * (live.MAX_BACKLOG_CHARS + 1))  # too big alone: lost too
+    assert subscriber.frames == [] and subscriber.lost_since == 2000.0
