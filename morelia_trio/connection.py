@@ -1,16 +1,16 @@
 """One task per WebSocket: read a frame, answer it, repeat. The boundary no bug crosses.
 
 A connection holds at most one reply at a time: the next frame is read only once the last
-reply was taken by the client, so a client that stops reading costs one reply's memory, and
-is disconnected after ``timeouts.send``.
+reply was taken by the client, so a client that stops reading costs one reply's memory (and,
+once subscribed, its bounded backlog of live updates), and is disconnected after
+``timeouts.send``.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
@@ -23,6 +23,8 @@ from .core.frames import Dialect
 from .core.protocol import ERRORS_TYPE, FrameError, decode_request
 from .core.replies import render
 from .handlers import Context, handle
+from .live import SUCCESS_DETAIL, Subscriber
+from .live import reply_ids as _reply_ids
 from .logs import REQUEST_ID
 from .logtext import for_log
 from .parse_failures import answer_parse_failures, parse_failure
@@ -30,14 +32,10 @@ from .watchdog import PeerTimer, Watchdog
 
 log = logging.getLogger(__name__)
 
-SUCCESS_DETAIL = "successfully"
 WS_PATH = "/ws"
 # Only with --autobahn-echo: every frame comes back as it was sent, over the same WebSocket
 # stack, limits and connection loop as /ws, so a conformance suite (Autobahn) can test them.
 ECHO_PATH = "/echo"
-
-# errors.id in the document dialect: unique and increasing, across restarts too.
-_reply_ids: Iterator[int] = itertools.count(time.time_ns() // 1000)
 
 
 def _failure(error: MoreliaError) -> Answer:
@@ -57,15 +55,18 @@ class Peer(msgspec.Struct, frozen=True):
 IN_PROCESS: Final = Peer("in-process")
 
 
-async def respond(frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS) -> str:
-    """The reply to one frame from ``peer``. Never raises but for cancellation."""
+async def respond(
+    frame: str | bytes, ctx: Context, peer: Peer = IN_PROCESS, live: Subscriber | None = None
+) -> str:
+    """The reply to one frame from ``peer``, whose connection's live updates are ``live``.
+    Never raises but for cancellation."""
     started, reply_id = time.perf_counter(), next(_reply_ids)
     REQUEST_ID.set(reply_id)  # for the log lines of this request (logs.py)
     reply_type, dialect = ERRORS_TYPE, Dialect.DOCUMENT
     try:
         request = decode_request(frame, ctx.limits)
         reply_type, dialect = request.type, request.dialect
-        answer = await handle(request, ctx, peer.address)
+        answer = await handle(request, ctx, peer.address, live)
         detail = SUCCESS_DETAIL
     except FrameError as exc:
         reply_type, dialect = exc.reply_type, exc.dialect
@@ -107,7 +108,9 @@ def _too_big(frame: str | bytes, limit: int) -> bool:
     return len(frame.encode("utf-8", "surrogatepass")) > limit
 
 
-async def _echo(frame: str | bytes, ctx: Context, peer: Peer) -> str | bytes:
+async def _echo(
+    frame: str | bytes, ctx: Context, peer: Peer, live: Subscriber | None
+) -> str | bytes:
     """The reply at ECHO_PATH: the frame itself, text or binary."""
     return frame
 
@@ -133,13 +136,17 @@ async def serve_connection(
     ws = await request.accept()
     log.debug("%s: connection opened", peer)  # a client may open one for each request
     ouster = _Ouster()
+    live = Subscriber()
     ended = OUSTED  # unless _converse ends on its own
-    with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
-        with ouster.scope:
-            answer = _echo if path == ECHO_PATH else respond
-            ended = await _converse(ws, ctx, peer, timer, ouster, answer)
-        if ended == OUSTED:
-            await _close(ws, ctx, 1008, "flooding")
+    try:
+        with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
+            with ouster.scope:
+                answer = _echo if path == ECHO_PATH else respond
+                ended = await _converse(ws, ctx, peer, timer, ouster, live, answer)
+            if ended == OUSTED:
+                await _close(ws, ctx, 1008, "flooding")
+    finally:
+        ctx.store.publisher.unsubscribe(live)
     REQUEST_ID.set(None)  # the last request is over: the close is no part of it
     log.debug("%s: connection closed: %s", peer, ended)
 
@@ -173,7 +180,7 @@ class _Ends(Exception):
         self.why, self.code, self.reason = why, code, reason
 
 
-Respond = Callable[[str | bytes, Context, Peer], Awaitable[str | bytes]]
+Respond = Callable[[str | bytes, Context, Peer, Subscriber | None], Awaitable[str | bytes]]
 
 
 async def _converse(
@@ -182,6 +189,7 @@ async def _converse(
     peer: Peer,
     timer: PeerTimer,
     ouster: _Ouster,
+    live: Subscriber,
     answer: Respond = respond,
 ) -> str:
     """Read and answer frames until the connection ends; say why it ended.
@@ -189,7 +197,7 @@ async def _converse(
     Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
     """
     try:
-        return await _Conversation(ws, ctx, peer, timer, ouster, answer).run()
+        return await _Conversation(ws, ctx, peer, timer, ouster, live, answer).run()
     except ConnectionClosed as closed:
         failure = parse_failure(ws)
         if failure is not None:
@@ -208,6 +216,8 @@ async def _ready(reply: str) -> str:
 
 class _Conversation:
     """One connection's turns: read a frame (pinging a silent peer), answer it, send the reply.
+    Once subscribed, the live updates waiting are sent before each read: between replies,
+    never inside one, through the same timed send.
 
     Only the peer is timed, by one ``PeerTimer`` whose scope lasts across frames: timing a
     frame writes the timer's due time, it never moves a cancel scope's deadline nor enters a
@@ -218,6 +228,7 @@ class _Conversation:
         "caught",
         "ctx",
         "frames",
+        "live",
         "ouster",
         "peer",
         "respond",
@@ -235,9 +246,11 @@ class _Conversation:
         peer: Peer,
         timer: PeerTimer,
         ouster: _Ouster,
+        live: Subscriber,
         respond: Respond,
     ) -> None:
         self.ws, self.ctx, self.peer, self.respond = ws, ctx, peer, respond
+        self.live = live
         self.timer, self.ouster = timer, ouster
         self.frames = ctx.guard.frame_bucket()
         self.strikes = 0  # frames refused for flooding since the last one let through
@@ -265,10 +278,15 @@ class _Conversation:
             raise _Ends(OUSTED)
         frame = self.caught
         if frame is None:
-            self.waited = min(self.ctx.timeouts.ping_interval, self.ctx.timeouts.idle - self.silent)
-            timer.expire_in(self.waited)
-            ouster.waiting = True
-            frame = await self.ws.get_message()
+            if self.live.active:
+                frame = await self.read_or_push()
+            else:
+                self.waited = min(
+                    self.ctx.timeouts.ping_interval, self.ctx.timeouts.idle - self.silent
+                )
+                timer.expire_in(self.waited)
+                ouster.waiting = True
+                frame = await self.ws.get_message()
             self.silent = 0.0
             if ouster.ousted:  # as the frame came in: not answered
                 raise _Ends(OUSTED)
@@ -280,6 +298,24 @@ class _Conversation:
         ouster.waiting = False
         timer.stop()
         return frame
+
+    async def read_or_push(self) -> str | bytes:
+        """A subscribed connection's read: send the updates waiting, then wait for a frame
+        or for more updates, whichever comes first. A peer busy taking updates is no silent
+        one: its idle time starts again after each of them."""
+        live, ouster, timer = self.live, self.ouster, self.timer
+        while True:
+            while (update := live.next_out()) is not None:
+                ouster.waiting = False
+                await self.send(update)
+            self.waited = min(self.ctx.timeouts.ping_interval, self.ctx.timeouts.idle - self.silent)
+            timer.expire_in(self.waited)
+            ouster.waiting = True
+            frame = await live.next_frame(self.ws)
+            if frame is not None:
+                return frame
+            if timer.scope.cancel_called:  # the peer is late too: see peer_late
+                await trio.lowlevel.checkpoint()
 
     def answer(self, frame: str | bytes) -> Awaitable[str | bytes]:
         """The reply to ``frame``, or a refusal while flooding.
@@ -298,7 +334,7 @@ class _Conversation:
             return _ready(_flood_reply(ctx, ADDRESS_FLOODING))
         if self.frames is None or self.frames.take(guard.clock()):
             self.strikes = 0
-            return self.respond(frame, ctx, self.peer)
+            return self.respond(frame, ctx, self.peer, self.live)
         self.strikes += 1
         guard.refusals["frames_per_connection"] += 1
         if guard.limits is not None and self.strikes >= guard.limits.flood_strikes:

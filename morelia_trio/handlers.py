@@ -16,7 +16,7 @@ from .auth import Passwords, new_token
 from .config import Limits, Timeouts
 from .core import commands, queries
 from .core.answers import OK, Answer, Sent, Token
-from .core.errors import Forbidden, Unauthorized
+from .core.errors import BadRequest, Forbidden, Unauthorized
 from .core.frames import Dialect
 from .core.paging import Bounds
 from .core.requests import (
@@ -32,11 +32,14 @@ from .core.requests import (
     RegisterUser,
     Request,
     SendMessage,
+    Subscribe,
+    Unsubscribe,
     UserInfo,
 )
 from .core.sizes import REPLY_ENVELOPE
 from .core.state import State
 from .guard import Guard
+from .live import Subscriber
 from .metrics import Metrics
 from .store import Store
 
@@ -59,8 +62,11 @@ def _listed(listing: queries.Listing, *, viewer: int | None = None, single: bool
     return Answer(listing, viewer=viewer, single=single)
 
 
-async def handle(request: Request, ctx: Context, address: str = "in-process") -> Answer:
-    """Carry out one request from the client at ``address``.
+async def handle(
+    request: Request, ctx: Context, address: str = "in-process", live: Subscriber | None = None
+) -> Answer:
+    """Carry out one request from the client at ``address``, on a connection whose live
+    updates are ``live`` (None: a frame from no WebSocket, which cannot subscribe).
 
     Raises:
         MoreliaError: the request cannot be carried out; the client hears why.
@@ -113,8 +119,9 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             return _listed(listing)
         case GetUpdate():
             bounds = _bounds(ctx.limits, request.dialect)
+            with_deletions = live is not None and live.subscribed
             listing = await store.call(
-                queries.get_update, body.creds, body.flow_id, body.since, bounds
+                queries.get_update, body.creds, body.flow_id, body.since, bounds, with_deletions
             )
             return _listed(listing, viewer=body.creds.user_id)
         case AllFlow():
@@ -164,6 +171,28 @@ async def handle(request: Request, ctx: Context, address: str = "in-process") ->
             return OK
         case PingPong():
             await store.call(queries.ping, body.creds)
+            return OK
+        case Subscribe():
+            if live is None:
+                raise BadRequest("Only a WebSocket connection can subscribe.")
+            # Catch-up pages are cut inside the server: no unit, any time may end one.
+            bounds = msgspec.structs.replace(_bounds(ctx.limits, request.dialect), unit=None)
+            publisher, already = store.publisher, live.active
+            try:
+                await store.call(
+                    publisher.subscribe, body.creds, body.since, bounds, live, request.dialect
+                )
+            except BaseException:
+                # Registered, yet the client hears a failure (a full disk took back the
+                # records before it): it must not hold a subscription it was told it lacks.
+                if not already:
+                    publisher.unsubscribe(live)
+                raise
+            return OK
+        case Unsubscribe():
+            await store.call(queries.ping, body.creds)
+            if live is not None:
+                store.publisher.unsubscribe(live)  # with whatever it had not sent yet
             return OK
         case _:
             assert_never(body)

@@ -30,6 +30,7 @@ from .core.errors import MoreliaError
 from .core.events import AnyEvent, Event
 from .core.snapshot_format import Captured
 from .core.state import State, apply, capture
+from .live import Publisher
 from .persistence.port import EventLog, StorageFailed, refused
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Store:
     def __init__(self, send: trio.MemorySendChannel[Job[Any]], event_log: EventLog) -> None:
         self._send = send
         self.event_log = event_log
+        self.publisher = Publisher()  # live updates: the owner tells it of each change
         self.commands = 0
         self.queries = 0
 
@@ -164,6 +166,8 @@ def _carry_out(job: Job[Any], state: State, event_log: EventLog, store: Store) -
         apply(state, event)
         state.seq = seq
         store.commands += 1
+        if store.publisher.count:  # nobody subscribed: nothing to pick, nothing to render
+            _announce(store.publisher, state, event, seq, event_log)
     else:
         store.queries += 1
     if job.rotate:  # a snapshot's capture: answered once the journal has moved on
@@ -189,7 +193,23 @@ async def _store_then_apply(
     apply(state, event)
     state.seq = seq
     store.commands += 1
+    if store.publisher.count:
+        _announce(store.publisher, state, event, seq, event_log)
     job.answer(outcome.Value(event))
+
+
+def _announce(
+    publisher: Publisher, state: State, event: AnyEvent, seq: int, event_log: EventLog
+) -> None:
+    """Have the subscribers hear of ``event`` once the log has made it durable (CONTRACT
+    §8.2): the same wait as a reply's, so no update tells of a change a crash could undo."""
+    try:
+        change = publisher.changed(state, event, seq)
+    except Exception:  # a bug in live updates must not stop the owner: the change stands
+        log.exception("Bug while picking the live update of record %d", seq)
+        return
+    if change is not None:
+        event_log.deliver(publisher.publish, outcome.Value(change), seq)
 
 
 async def _rebuild(state: State, event_log: EventLog) -> None:

@@ -114,6 +114,8 @@ NEEDS: Final[dict[str, tuple[str, ...]]] = {
     "delete_user": ("login", "creds?"),
     "ping_pong": ("creds",),
     "ping-pong": ("creds",),
+    "subscribe": ("creds", "time"),
+    "unsubscribe": ("creds",),
 }
 
 ODD_NUMBERS: Final = (

@@ -405,3 +405,26 @@ def test_a_snapshot_restored_answers_every_query_alike() -> None:
         assert queries.all_flow(restored, creds, 0, ANY) == queries.all_flow(state, creds, 0, ANY)
     assert restored.stored_bytes == state.stored_bytes
     assert restored.seq == state.seq
+
+
+def test_deletion_items_only_when_asked_and_only_to_who_could_see_the_message() -> None:
+    state = new_state()
+    ann, bob, carl = register(state, "ann"), register(state, "bob"), register(state, "carl")
+    chat = flow(state, ann, "chat", (ann.user_id, bob.user_id))
+    public, private = send(state, ann, GENERAL, "public"), send(state, ann, chat, "private")
+    run(state, commands.delete_message(state, ann, public, None, T0))
+    run(state, commands.delete_message(state, ann, private, None, T0))
+
+    def deleted(creds: Credentials, with_deletions: bool) -> list[tuple[int, int]]:
+        listing = queries.get_update(state, creds, None, 0, ANY, with_deletions)
+        assert not listing.messages
+        return [(d.id, d.flow_id) for d in listing.deletions]
+
+    assert deleted(bob, False) == []
+    assert deleted(bob, True) == [(public, GENERAL), (private, chat)]
+    assert deleted(carl, True) == [(public, GENERAL)]
+    restored = restore(decode(encode(capture(state), T0), Path("snapshot")))
+    for creds in (ann, bob, carl):
+        assert queries.get_update(restored, creds, None, 0, ANY, True) == queries.get_update(
+            state, creds, None, 0, ANY, True
+        )

@@ -490,8 +490,8 @@ def test_snapshot_and_journal_replay_give_the_live_state(
         ann = Credentials(1, "ann-1")
         live = live_state(len(EVENTS))
         bounds = Bounds(1000, 2**40)
-        assert queries.get_update(state, ann, None, 0, bounds) == queries.get_update(
-            live, ann, None, 0, bounds
+        assert queries.get_update(state, ann, None, 0, bounds, True) == queries.get_update(
+            live, ann, None, 0, bounds, True
         )
         assert queries.all_messages(state, ann, None, 0, bounds) == queries.all_messages(
             live, ann, None, 0, bounds

@@ -30,6 +30,8 @@ from morelia_trio.core.requests import (
     RegisterUser,
     Request,
     SendMessage,
+    Subscribe,
+    Unsubscribe,
     UserInfo,
 )
 
@@ -252,7 +254,17 @@ def test_aliases_are_exactly_these() -> None:
         "delete_user",
         "ping_pong",
         "ping-pong",
+        "subscribe",
+        "unsubscribe",
     }
+
+
+def test_subscribe_and_unsubscribe() -> None:
+    data = {"user": [{"uuid": "2", "auth_id": "t"}], "time": 17.5}
+    request = decode({"type": "subscribe", "data": data})
+    assert request == Request("subscribe", Dialect.LIST, Subscribe(Credentials(2, "t"), 17.5))
+    request = decode({"type": "unsubscribe", "data": {"user": {"id": 2, "auth_id": "t"}}})
+    assert request == Request("unsubscribe", Dialect.DOCUMENT, Unsubscribe(Credentials(2, "t")))
 
 
 def test_register_user_optional_fields_and_attachments_in_both_spellings() -> None:

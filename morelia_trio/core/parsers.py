@@ -28,6 +28,8 @@ from .requests import (
     PingPong,
     RegisterUser,
     SendMessage,
+    Subscribe,
+    Unsubscribe,
     UserInfo,
 )
 
@@ -275,6 +277,14 @@ def parse_ping_pong(data: DataIn, limits: Limits) -> PingPong:
     return PingPong(_creds(data))
 
 
+def parse_subscribe(data: DataIn, limits: Limits) -> Subscribe:
+    return Subscribe(_creds(data), _since(data))
+
+
+def parse_unsubscribe(data: DataIn, limits: Limits) -> Unsubscribe:
+    return Unsubscribe(_creds(data))
+
+
 PARSERS: Final[dict[str, Callable[[DataIn, Limits], Body]]] = {
     "register_user": parse_register_user,
     "authentication": parse_authentication,
@@ -291,4 +301,6 @@ PARSERS: Final[dict[str, Callable[[DataIn, Limits], Body]]] = {
     "delete_user": parse_delete_user,
     "ping_pong": parse_ping_pong,
     "ping-pong": parse_ping_pong,
+    "subscribe": parse_subscribe,
+    "unsubscribe": parse_unsubscribe,
 }

@@ -8,18 +8,19 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import msgspec
 
 from .accounts import canonical_login
 from .errors import NotFound
 from .paging import Bounds, take_page
-from .records import Credentials, Flow, FlowType, Message, User
+from .records import Credentials, Deletion, Flow, FlowType, Message, User
 from .sizes import MESSAGE_KEYS, flow_size, json_size, profile_size
-from .state import FLOW, MESSAGE, State
+from .state import DELETED, FLOW, MESSAGE, USER, State
 
 DELETED_USERNAME = "Deleted user"
+DELETION_SIZE = 160  # bytes of a deletion item in a reply, at most (ids of 18 digits)
 
 
 class Listing(msgspec.Struct, kw_only=True):
@@ -28,9 +29,36 @@ class Listing(msgspec.Struct, kw_only=True):
     users: list[User] = []
     flows: list[Flow] = []
     messages: list[Message] = []
+    # Only for a connection that has subscribed (CONTRACT §8.2): no other reply has them.
+    deletions: list[Deletion] = []
     usernames: dict[int, str] = {}  # author id -> username, for every message listed
     flow_types: dict[int, FlowType] = {}  # flow id -> type, for every message listed
     partial: bool = False  # more matched than the cap allowed
+
+    def messages_in_time_order(self) -> Sequence[Message | Deletion]:
+        """Messages and deletion items together, by the time each changed."""
+        if not self.deletions:
+            return self.messages
+        both: list[Message | Deletion] = [*self.messages, *self.deletions]
+        return sorted(both, key=_changed_at)
+
+    def last_change(self) -> float:
+        """The latest time any item listed changed at (0 for an empty listing)."""
+        return max(
+            itertools.chain(
+                (user.time for user in self.users),
+                (flow.time for flow in self.flows),
+                map(_changed_at, self.messages),
+                (deletion.time for deletion in self.deletions),
+            ),
+            default=0.0,
+        )
+
+
+def _changed_at(item: Message | Deletion) -> float:
+    if isinstance(item, Deletion):
+        return item.time
+    return item.edited_time or item.time
 
 
 def find_login(state: State, login: str) -> tuple[int, str]:
@@ -122,26 +150,34 @@ def _messages_since(state: State, flow_id: int, since: float) -> Iterator[Messag
 
 
 def get_update(
-    state: State, creds: Credentials, flow_id: int | None, since: float, bounds: Bounds
+    state: State,
+    creds: Credentials,
+    flow_id: int | None,
+    since: float,
+    bounds: Bounds,
+    with_deletions: bool = False,
 ) -> Listing:
-    """Everything visible that changed at or after ``since``, oldest change first."""
+    """Everything visible that changed at or after ``since``, oldest change first; deleted
+    messages too ``with_deletions`` (a connection that has subscribed)."""
     user_id = state.authenticate(creds)
     visible = set(state.visible_flow_ids(user_id))
     if flow_id is not None:
         visible = {state.visible_flow(flow_id, user_id).id}
-    found, partial = take_page(_changes_since(state, since, visible, flow_id), since, bounds)
+    changes = _changes_since(state, since, visible, flow_id, with_deletions)
+    found, partial = take_page(changes, since, bounds)
     return _listing(
         state,
         users=[item for item in found if isinstance(item, User)],
         flows=[item for item in found if isinstance(item, Flow)],
         messages=[item for item in found if isinstance(item, Message)],
+        deletions=[item for item in found if isinstance(item, Deletion)],
         partial=partial,
     )
 
 
 def _changes_since(
-    state: State, since: float, visible: set[int], flow_id: int | None
-) -> Iterator[tuple[float, User | Flow | Message, int]]:
+    state: State, since: float, visible: set[int], flow_id: int | None, with_deletions: bool
+) -> Iterator[tuple[float, User | Flow | Message | Deletion, int]]:
     """(time, item, size) for each visible change at or after ``since``, oldest first."""
     times, keys = state.change_times, state.change_keys
     message_size = _MessageSize(state)
@@ -160,8 +196,22 @@ def _changes_since(
             if item_id in visible:
                 flow = state.flows[item_id]
                 yield time, flow, flow_size(flow)
-        elif flow_id is None and (user := state.users.get(item_id)) is not None:
-            yield time, user, profile_size(user)
+        elif kind == USER:
+            if flow_id is None and (user := state.users.get(item_id)) is not None:
+                yield time, user, profile_size(user)
+        elif (
+            kind == DELETED
+            and with_deletions
+            and (deleted_from := state.deleted_flows.get(item_id)) in visible
+        ):
+            yield time, Deletion(item_id, deleted_from, time), DELETION_SIZE
+
+
+def items(
+    state: State, *, messages: Sequence[Message] = (), deletions: Sequence[Deletion] = ()
+) -> Listing:
+    """A listing of just these items, ready to render (a live update's)."""
+    return _listing(state, messages=list(messages), deletions=deletions, partial=False)
 
 
 def _listing(
@@ -170,6 +220,7 @@ def _listing(
     users: Iterable[User] = (),
     flows: Iterable[Flow] = (),
     messages: list[Message],
+    deletions: Iterable[Deletion] = (),
     partial: bool,
 ) -> Listing:
     usernames: dict[int, str] = {}
@@ -178,10 +229,14 @@ def _listing(
         author = state.users.get(message.author_id)
         usernames[message.author_id] = author.username if author else DELETED_USERNAME
         flow_types[message.flow_id] = state.flows[message.flow_id].type
+    deletions = list(deletions)
+    for deletion in deletions:
+        flow_types[deletion.flow_id] = state.flows[deletion.flow_id].type
     return Listing(
         users=list(users),
         flows=list(flows),
         messages=messages,
+        deletions=list(deletions),
         usernames=usernames,
         flow_types=flow_types,
         partial=partial,

@@ -68,6 +68,14 @@ class Message(MessageContent, kw_only=True, frozen=True, gc=False, omit_defaults
     edited_time: float | None = None
 
 
+class Deletion(msgspec.Struct, frozen=True, gc=False):
+    """A deleted message, as ``get_update`` reports it to a connection that has subscribed."""
+
+    id: int
+    flow_id: int
+    time: float  # when it was deleted
+
+
 class Credentials(msgspec.Struct, frozen=True):
     """Who a request says it comes from; ``State.authenticate`` decides whether it is so."""
 

@@ -9,7 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from .answers import Answer, Sent, Token
 from .queries import Listing
-from .records import Attachment, Flow, FlowType, Message, User
+from .records import Attachment, Deletion, Flow, FlowType, Message, User
 
 
 class DocToken(msgspec.Struct):
@@ -72,6 +72,15 @@ class DocMessage(msgspec.Struct):
     client_id: int | str | None
 
 
+class DocDeleted(msgspec.Struct):
+    """A deleted message: only for a connection that has subscribed (CONTRACT §8.2)."""
+
+    id: int
+    from_flow: DocFromFlow
+    time: float
+    deleted: bool = True
+
+
 class DocSent(msgspec.Struct):
     id: int
     time: float
@@ -85,7 +94,7 @@ class DocData(msgspec.Struct):
     time: float
     user: DocItem | list[DocProfile] | UnsetType = UNSET
     flow: DocFlow | list[DocFlow] | UnsetType = UNSET
-    message: DocSent | list[DocMessage] | UnsetType = UNSET
+    message: DocSent | list[DocMessage | DocDeleted] | UnsetType = UNSET
     meta: None = None
 
 
@@ -122,7 +131,10 @@ def doc_data(answer: Answer, now: float) -> DocData | None:
     if isinstance(payload, Listing):
         profiles = [_doc_profile(u, answer.viewer) for u in payload.users]
         flows = [_doc_flow(f) for f in payload.flows]
-        messages = [_doc_message(m, payload) for m in payload.messages]
+        messages = [
+            _doc_deleted(m, payload) if isinstance(m, Deletion) else _doc_message(m, payload)
+            for m in payload.messages_in_time_order()
+        ]
         if answer.single:
             if profiles:
                 return DocData(now, user=profiles[0])
@@ -140,6 +152,11 @@ def _doc_flow(flow: Flow) -> DocFlow:
     return DocFlow(
         flow.id, flow.time, flow.type, flow.title, flow.info, flow.owner, list(flow.users)
     )
+
+
+def _doc_deleted(deletion: Deletion, listing: Listing) -> DocDeleted:
+    flow = DocFromFlow(deletion.flow_id, listing.flow_types[deletion.flow_id])
+    return DocDeleted(deletion.id, flow, deletion.time)
 
 
 def _doc_message(message: Message, listing: Listing) -> DocMessage:

@@ -8,7 +8,7 @@ from msgspec import UNSET, UnsetType
 
 from .answers import Answer, Sent, Token
 from .queries import Listing
-from .records import Attachment, Flow, FlowType, Message, User
+from .records import Attachment, Deletion, Flow, FlowType, Message, User
 
 
 class ListToken(msgspec.Struct):
@@ -59,6 +59,17 @@ class ListMessage(msgspec.Struct):
     reply_to: str | None
 
 
+class ListDeleted(msgspec.Struct):
+    """A deleted message: only for a connection that has subscribed (CONTRACT §8.2)."""
+
+    uuid: str
+    id: str
+    from_flow: str
+    from_flow_id: str
+    time: int
+    deleted: bool = True
+
+
 class ListSent(msgspec.Struct):
     uuid: str
     id: str
@@ -72,7 +83,7 @@ class ListData(msgspec.Struct):
     time: int
     user: list[ListToken] | list[ListProfile] = []
     flow: list[ListFlow] = []
-    message: list[ListMessage] | list[ListSent] = []
+    message: list[ListMessage | ListDeleted] | list[ListSent] = []
     meta: None = None
 
 
@@ -112,7 +123,10 @@ def list_data(answer: Answer, now: int) -> ListData:
             now,
             user=[_list_profile(u, answer.viewer) for u in payload.users],
             flow=[_list_flow(f) for f in payload.flows],
-            message=[_list_message(m) for m in payload.messages],
+            message=[
+                _list_deleted(m) if isinstance(m, Deletion) else _list_message(m)
+                for m in payload.messages_in_time_order()
+            ],
         )
     return ListData(now)
 
@@ -138,6 +152,11 @@ def _list_flow(flow: Flow) -> ListFlow:
         owner,
         [str(u) for u in flow.users],
     )
+
+
+def _list_deleted(deletion: Deletion) -> ListDeleted:
+    message_id, flow_id = str(deletion.id), str(deletion.flow_id)
+    return ListDeleted(message_id, message_id, flow_id, flow_id, int(deletion.time))
 
 
 def _list_message(message: Message) -> ListMessage:

@@ -81,6 +81,15 @@ class PingPong(msgspec.Struct, frozen=True):
     creds: Credentials
 
 
+class Subscribe(msgspec.Struct, frozen=True):
+    creds: Credentials
+    since: float  # 0: live updates only; else everything changed from then on comes first
+
+
+class Unsubscribe(msgspec.Struct, frozen=True):
+    creds: Credentials
+
+
 Body: TypeAlias = (
     RegisterUser
     | Authentication
@@ -94,6 +103,8 @@ Body: TypeAlias = (
     | DeleteMessage
     | DeleteUser
     | PingPong
+    | Subscribe
+    | Unsubscribe
 )
 
 

@@ -56,6 +56,9 @@ class Snapshot(msgspec.Struct, Generic[Chunk], kw_only=True, frozen=True):
     # Moderation: user ids. Snapshots from before it load with none.
     admins: list[int] = []
     suspended: list[int] = []
+    # array("q") of (message id, flow id) for each deleted message; older snapshots lack it
+    # (their change logs hold no deletions).
+    deletion_pairs: bytes = b""
 
 
 # A capture shares the state's chunks of messages, by id (None: deleted).

@@ -38,7 +38,7 @@ MAX_SESSIONS_PER_USER = 100  # the oldest session ends when a user logs in once 
 TICK = 1e-6  # seconds between two events' times, at least
 
 # Kinds of entries in the change log, packed into one integer with the id.
-MESSAGE, FLOW, USER = 0, 1, 2
+MESSAGE, FLOW, USER, DELETED = 0, 1, 2, 3
 
 
 def hash_token(token: str) -> bytes:
@@ -80,6 +80,12 @@ class State:
         # entries whose item has changed since, or is gone, are skipped when read.
         self.change_times = array("d")
         self.change_keys = array("q")
+        # Message id -> flow id, for deleted messages only: a deletion item names its flow,
+        # and who may see a deletion is who could see the message.
+        # Kept as pairs (message id, flow id) too, append-only, which a capture copies as
+        # one block of bytes rather than item by item.
+        self.deleted_flows: dict[int, int] = {}
+        self.deletion_pairs = array("q")
 
     # --- sessions -----------------------------------------------------------------------
 
@@ -171,6 +177,9 @@ def apply(state: State, event: AnyEvent) -> None:
             _weigh(state, message, deleted=True)
             ids = state.flow_messages[message.flow_id]
             del ids[bisect_left(ids, message_id)]
+            state.deleted_flows[message_id] = message.flow_id
+            state.deletion_pairs.extend((message_id, message.flow_id))
+            state._change(event.time, DELETED, message_id)
         case AdminChanged(user_id=user_id, admin=admin):
             if admin:
                 state.admins.add(user_id)
@@ -254,6 +263,7 @@ def capture(state: State) -> Captured:
         message_chunks=state.messages.chunks(),
         change_times=state.change_times.tobytes(),
         change_keys=state.change_keys.tobytes(),
+        deletion_pairs=state.deletion_pairs.tobytes(),
         admins=sorted(state.admins),
         suspended=sorted(state.suspended),
     )
@@ -278,6 +288,9 @@ def restore(snapshot: Stored) -> State:
         _weigh(state, message)
     state.change_times = array("d", snapshot.change_times)
     state.change_keys = array("q", snapshot.change_keys)
+    state.deletion_pairs = array("q", snapshot.deletion_pairs)
+    pairs = state.deletion_pairs
+    state.deleted_flows = dict(zip(pairs[::2], pairs[1::2], strict=True))
     state.seq = snapshot.seq
     state.clock = snapshot.clock
     state.next_user_id = snapshot.next_user_id
