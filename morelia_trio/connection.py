@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 import msgspec
 import trio
@@ -183,7 +183,7 @@ class _Ends(Exception):
 Respond = Callable[[str | bytes, Context, Peer, Subscriber | None], Awaitable[str | bytes]]
 
 
-async def _converse(
+def _converse(
     ws: WebSocketConnection,
     ctx: Context,
     peer: Peer,
@@ -191,23 +191,14 @@ async def _converse(
     ouster: _Ouster,
     live: Subscriber,
     answer: Respond = respond,
-) -> str:
+) -> Coroutine[Any, Any, str]:
     """Read and answer frames until the connection ends; say why it ended.
 
     Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
+    (Not a coroutine of its own: a frame between the handler and the loop would be stepped
+    through each time the connection's task wakes.)
     """
-    try:
-        return await _Conversation(ws, ctx, peer, timer, ouster, live, answer).run()
-    except ConnectionClosed as closed:
-        failure = parse_failure(ws)
-        if failure is not None:
-            return f"by the server: {failure}"
-        reason = closed.reason
-        return f"by the peer ({reason.code})" if reason is not None else "by the peer"
-    except Exception:  # a bug here must not take the whole server down with it
-        log.exception("%s: bug in a connection; closing it", peer)
-        await _close(ws, ctx, 1011, "internal error")
-        return "internal error (1011)"
+    return _Conversation(ws, ctx, peer, timer, ouster, live, answer).run()
 
 
 async def _ready(reply: str) -> str:
@@ -259,6 +250,7 @@ class _Conversation:
         self.caught: str | bytes | None = None  # a frame that came in just as its read timed out
 
     async def run(self) -> str:
+        """The conversation, until it ends; why it ended."""
         try:
             while True:
                 # The watchdog cancels this scope once the peer is late.
@@ -270,6 +262,16 @@ class _Conversation:
             if end.code:
                 await _close(self.ws, self.ctx, end.code, end.reason)
             return end.why
+        except ConnectionClosed as closed:
+            failure = parse_failure(self.ws)
+            if failure is not None:
+                return f"by the server: {failure}"
+            reason = closed.reason
+            return f"by the peer ({reason.code})" if reason is not None else "by the peer"
+        except Exception:  # a bug here must not take the whole server down with it
+            log.exception("%s: bug in a connection; closing it", self.peer)
+            await _close(self.ws, self.ctx, 1011, "internal error")
+            return "internal error (1011)"
 
     async def read(self) -> str | bytes:
         """The next frame. Timed: the peer has until the next ping (or idling out) to send it."""

@@ -203,11 +203,15 @@ def _end_sessions(state: State, user_id: int) -> None:
 def _weigh(state: State, message: Message, *, deleted: bool = False) -> None:
     """Record the content size of a message just sent, edited or deleted."""
     sizes, index = state.message_sizes, message.id - 1
-    if index >= len(sizes):  # ids skipped on the way (deleted before a snapshot) weigh 0
-        sizes.extend(itertools.repeat(0, index + 1 - len(sizes)))
     size = 0 if deleted else message_content(message)
-    author = message.author_id
-    state.stored_bytes[author] = state.stored_bytes.get(author, 0) + size - sizes[index]
+    author, stored = message.author_id, state.stored_bytes
+    if index == len(sizes):  # a new message: every message sent comes here
+        sizes.append(size)
+        stored[author] = stored.get(author, 0) + size
+        return
+    if index > len(sizes):  # ids skipped on the way (deleted before a snapshot) weigh 0
+        sizes.extend(itertools.repeat(0, index + 1 - len(sizes)))
+    stored[author] = stored.get(author, 0) + size - sizes[index]
     sizes[index] = size
 
 
