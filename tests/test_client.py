@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -263,12 +265,37 @@ async def test_the_readme_session_runs_as_written(
     namespace: dict[str, object] = {}
     exec(code.replace("trio.run(main)", ""), namespace)
     await namespace["main"]()  # type: ignore[operator]
-    assert capsys.readouterr().out == "['Hello, Morelia!']\n"
+    assert capsys.readouterr().out == "Hello, Morelia!\n"
+
+
+async def test_the_readme_session_runs_twice_against_one_server(
+    deadline: None, morelia_server: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer runs the example again: the login is taken by then, and that is fine."""
+    code = _readme_blocks()[0].replace("ws://127.0.0.1:8000/ws", morelia_server.url)
+    for _ in range(2):
+        namespace: dict[str, object] = {}
+        exec(code.replace("trio.run(main)", ""), namespace)
+        await namespace["main"]()  # type: ignore[operator]
+    assert capsys.readouterr().out == "Hello, Morelia!\n" * 2
 
 
 async def test_the_readme_fixture_snippet_runs_as_written(morelia_client: Client) -> None:
     snippet = _readme_blocks()[1]
-    assert snippet.startswith('pytest_plugins = ["morelia_trio.testing"]')
+    assert 'pytest_plugins = ["morelia_trio.testing"]' in snippet
     namespace: dict[str, object] = {}
     exec(snippet, namespace)
     await namespace["test_hello"](morelia_client)  # type: ignore[operator]
+
+
+def test_the_readme_fixture_snippet_passes_under_pytest_in_a_project_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """As another project would run it: its own file and directory, none of our settings."""
+    (tmp_path / "test_hello.py").write_text(_readme_blocks()[1])
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hello.py"]
+    ran = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout
