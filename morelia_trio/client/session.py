@@ -1,16 +1,4 @@
-"""The MoreliaTalk client: typed results, one exception per error, paging, resuming, reconnecting.
-
-async with open_client("ws://127.0.0.1:8000/ws") as client:
-    session = await client.register("ann", "secret")  # save it: client.resume(session)
-    general = (await client.flows())[0]
-    await client.send(general.id, "Hello!")
-    print([m.text for m in await client.messages(general.id)])
-
-It speaks the list dialect, as every real client does, and decodes each reply with msgspec
-into the Structs below. A reply with an error code raises the ``RequestFailed`` subclass of
-its code. ``messages()``, ``flows()`` and ``updates()`` follow 206 replies to the end;
-``pages()`` hands them over one page at a time.
-"""
+"""The client's connection: requests, paging, resuming and reconnecting with backoff."""
 
 from __future__ import annotations
 
@@ -30,206 +18,24 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-Frame: TypeAlias = dict[str, Any]
-Attachment: TypeAlias = str | list[int]
-FlowType: TypeAlias = Literal["chat", "group", "channel"]
-
-_encoder = msgspec.json.Encoder()
-
-
-# --- what the server answers, as the list dialect writes it ------------------------------------
-
-
-class Session(msgspec.Struct, frozen=True):
-    """A user id and a token: save it (msgspec.json.encode) and ``resume`` with it later."""
-
-    user_id: str
-    token: str
-
-
-class Profile(msgspec.Struct, frozen=True, kw_only=True):
-    """A user. ``email`` is shown only in one's own profile."""
-
-    id: str
-    login: str
-    username: str
-    email: str | None = None
-    is_bot: bool = False
-    bio: str | None = None
-    avatar: Attachment | None = None
-
-
-class Flow(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    time: int
-    type: FlowType
-    title: str
-    info: str | None = None
-    owner: str | None = None
-    users: list[str] = []
-
-
-class Message(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    time: int
-    flow_id: str = msgspec.field(name="from_flow_id")
-    author_id: str = msgspec.field(name="from_user_uuid")
-    text: str | None = None
-    client_id: int | str | None = None
-    reply_to: str | None = None
-    file_picture: Attachment | None = None
-    file_video: Attachment | None = None
-    file_audio: Attachment | None = None
-    file_document: Attachment | None = None
-    emoji: Attachment | None = None
-    edited_time: int | None = None
-    edited_status: bool = False
-
-
-class Sent(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``send`` returns: the new message's id and time."""
-
-    id: str
-    time: int
-    flow_id: str = msgspec.field(name="from_flow_id")
-    client_id: int | str | None = None
-
-
-class Page(msgspec.Struct, frozen=True, kw_only=True):
-    """One reply of a listing; ``partial`` (206) says more follow."""
-
-    users: list[Profile] = []
-    flows: list[Flow] = []
-    messages: list[Message] = []
-    time: int  # the server's clock when it answered
-    partial: bool = False
-
-
-class Update(msgspec.Struct, frozen=True, kw_only=True):
-    """What changed since a time: ``updates()`` gathers it across every page."""
-
-    users: list[Profile]
-    flows: list[Flow]
-    messages: list[Message]
-    time: int  # the server's clock at the last page: ask from it next time
-
-
-class _Token(msgspec.Struct):
-    id: str
-    auth_id: str
-
-
-class _Errors(msgspec.Struct):
-    code: int
-    status: str
-    detail: str
-
-
-class _Envelope(msgspec.Struct):
-    errors: _Errors
-    data: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _Listing(msgspec.Struct):
-    time: int
-    user: list[Profile] = []
-    flow: list[Flow] = []
-    message: list[Message] = []
-
-
-class _Tokens(msgspec.Struct):
-    user: list[_Token]
-
-
-class _Flows(msgspec.Struct):
-    flow: list[Flow]
-
-
-class _Sents(msgspec.Struct):
-    message: list[Sent]
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-class RequestFailed(Exception):
-    """The server answered with an error code; the subclass names its kind."""
-
-    def __init__(self, code: int, status: str, detail: str, reply: Frame) -> None:
-        super().__init__(f"{code} {status}: {detail}")
-        self.code = code
-        self.status = status
-        self.detail = detail
-        self.reply = reply  # the whole reply, decoded as JSON
-
-
-class BadRequest(RequestFailed):
-    """400: the server could not make sense of the request."""
-
-
-class Unauthorized(RequestFailed):
-    """401: no session, a token the server does not know, or a wrong password."""
-
-
-class Forbidden(RequestFailed):
-    """403: not allowed (someone else's message or channel, too many flows)."""
-
-
-class NotFound(RequestFailed):
-    """404: no such login, flow, message or user (or one you may not see)."""
-
-
-class Conflict(RequestFailed):
-    """409: the login is taken."""
-
-
-class TooLarge(RequestFailed):
-    """413: a text or attachment above its cap, or the storage quota reached."""
-
-
-class Invalid(RequestFailed):
-    """415: a field of the wrong type, missing, or breaking the rules (the detail names it)."""
-
-
-class RateLimited(RequestFailed):
-    """429: too many requests, or too many users named in one."""
-
-
-class ServerError(RequestFailed):
-    """500: a bug in the server."""
-
-
-class Unavailable(RequestFailed):
-    """503: the server cannot store changes right now, or is too busy checking passwords."""
-
-
-class VersionNotSupported(RequestFailed):
-    """505: the server does not speak this protocol version."""
-
-
-ERRORS: dict[int, type[RequestFailed]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: TooLarge,
-    415: Invalid,
-    429: RateLimited,
-    500: ServerError,
-    503: Unavailable,
-    505: VersionNotSupported,
-}
-
-
-class ConnectionLost(Exception):
-    """The connection dropped. ``maybe_applied``: a change was sent and its answer never came,
-    so it may or may not have happened; it is never sent again by itself (look before
-    repeating it). The next request connects again when the client reconnects."""
-
-    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
-        super().__init__(message)
-        self.maybe_applied = maybe_applied
+from .errors import ERRORS, ConnectionLost, RequestFailed, Unauthorized
+from .results import (
+    Flow,
+    FlowType,
+    Frame,
+    Message,
+    Page,
+    Profile,
+    Sent,
+    Session,
+    Update,
+    _encoder,
+    _Envelope,
+    _Flows,
+    _Listing,
+    _Sents,
+    _Tokens,
+)
 
 
 class Backoff(msgspec.Struct, frozen=True):

@@ -1,0 +1,128 @@
+"""What the client hands back: msgspec Structs decoded from list-dialect replies."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+Frame: TypeAlias = dict[str, Any]
+Attachment: TypeAlias = str | list[int]
+FlowType: TypeAlias = Literal["chat", "group", "channel"]
+
+_encoder = msgspec.json.Encoder()
+
+
+# --- what the server answers, as the list dialect writes it ------------------------------------
+
+
+class Session(msgspec.Struct, frozen=True):
+    """A user id and a token: save it (msgspec.json.encode) and ``resume`` with it later."""
+
+    user_id: str
+    token: str
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """A user. ``email`` is shown only in one's own profile."""
+
+    id: str
+    login: str
+    username: str
+    email: str | None = None
+    is_bot: bool = False
+    bio: str | None = None
+    avatar: Attachment | None = None
+
+
+class Flow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    time: int
+    type: FlowType
+    title: str
+    info: str | None = None
+    owner: str | None = None
+    users: list[str] = []
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    time: int
+    flow_id: str = msgspec.field(name="from_flow_id")
+    author_id: str = msgspec.field(name="from_user_uuid")
+    text: str | None = None
+    client_id: int | str | None = None
+    reply_to: str | None = None
+    file_picture: Attachment | None = None
+    file_video: Attachment | None = None
+    file_audio: Attachment | None = None
+    file_document: Attachment | None = None
+    emoji: Attachment | None = None
+    edited_time: int | None = None
+    edited_status: bool = False
+
+
+class Sent(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``send`` returns: the new message's id and time."""
+
+    id: str
+    time: int
+    flow_id: str = msgspec.field(name="from_flow_id")
+    client_id: int | str | None = None
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One reply of a listing; ``partial`` (206) says more follow."""
+
+    users: list[Profile] = []
+    flows: list[Flow] = []
+    messages: list[Message] = []
+    time: int  # the server's clock when it answered
+    partial: bool = False
+
+
+class Update(msgspec.Struct, frozen=True, kw_only=True):
+    """What changed since a time: ``updates()`` gathers it across every page."""
+
+    users: list[Profile]
+    flows: list[Flow]
+    messages: list[Message]
+    time: int  # the server's clock at the last page: ask from it next time
+
+
+class _Token(msgspec.Struct):
+    id: str
+    auth_id: str
+
+
+class _Errors(msgspec.Struct):
+    code: int
+    status: str
+    detail: str
+
+
+class _Envelope(msgspec.Struct):
+    errors: _Errors
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Listing(msgspec.Struct):
+    time: int
+    user: list[Profile] = []
+    flow: list[Flow] = []
+    message: list[Message] = []
+
+
+class _Tokens(msgspec.Struct):
+    user: list[_Token]
+
+
+class _Flows(msgspec.Struct):
+    flow: list[Flow]
+
+
+class _Sents(msgspec.Struct):
+    message: list[Sent]
+
+
+# --- errors -------------------------------------------------------------------------------------
