@@ -159,8 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll",
         type=float,
         default=1.0,
-        help="seconds between asking for news, where the server has no live updates "
-        "(%(default)s)",
+        help="seconds between polls, if the server has no live updates (%(default)s)",
     )
     admin_cli.add_parser(commands)
     return parser
