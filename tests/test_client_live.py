@@ -147,21 +147,30 @@ async def test_a_reconnecting_client_subscribes_again_and_misses_nothing(
         await bob.register("bob", "bob-password")
         general = (await bob.flows())[0].id
         async with ann.subscribe() as updates:
-            await bob.send(general, "before")
-            assert _items(await _next(updates)) == [("message", "before")]
-
+            # dropped before any update came: it catches up from when it subscribed
             await server.stop()  # every connection drops
-            running = await server.start()
+            await server.start()
             await bob.send(general, "while ann was away")  # before ann subscribes again
+            await _texts_until("while ann was away", updates)
 
-            texts: list[str] = []
-            while "while ann was away" not in texts:
-                texts += [text for _, text in _items(await _next(updates))]
+            # dropped after updates: it catches up from the latest one it saw
+            await server.stop()
+            running = await server.start()
+            await bob.send(general, "away again")
+            await _texts_until("away again", updates)
             assert _subscribed(running, ann.user_id) == 1
+
             await bob.send(general, "live again")
-            while "live again" not in texts:
-                texts += [text for _, text in _items(await _next(updates))]
+            assert await _texts_until("live again", updates) == ["live again"]
     await server.stop()
+
+
+async def _texts_until(text: str, updates: Subscription) -> list[str]:
+    """The texts of the messages yielded until ``text`` comes."""
+    texts: list[str] = []
+    while text not in texts:
+        texts += [m.text or "" for m in (await _next(updates)).messages]
+    return texts
 
 
 async def test_without_reconnect_a_dropped_subscription_says_so(

@@ -394,12 +394,17 @@ class Client:
         if self._pushed is not None:
             raise RuntimeError("this client has subscribed already")
         self._pushed, pushed = trio.open_memory_channel[Routed](math.inf)
+        subscribed = False
         try:
-            await self._call("subscribe", time=since, route=True)
-            yield Subscription(self, pushed, since)
+            _, data = await self._call("subscribe", time=since, route=True)
+            subscribed = True
+            # Without ``since``, the server's clock now: a reconnect catches up from there.
+            start = since or msgspec.json.decode(data, type=_Listing).time
+            yield Subscription(self, pushed, start)
         finally:
             self._pushed = None  # what still comes is nobody's
-            if self._ws is not None:  # a dropped connection took the subscription with it
+            # a dropped connection took the subscription with it
+            if subscribed and self._ws is not None:
                 # a refusal or a drop: the subscription ends with its connection anyway
                 shielded, bounded = trio.CancelScope(shield=True), trio.move_on_after(5)
                 with shielded, bounded, suppress(RequestFailed, ConnectionLost):
