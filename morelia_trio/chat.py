@@ -1,8 +1,9 @@
 """``morelia-trio chat URL``: a line-based terminal chat on the typed client.
 
 It asks to log in or register, joins the first flow ("General"), sends every line typed
-there and prints what others write, asking ``get_update`` every ``--poll`` seconds. Lines
-starting with a slash are commands (``/help``).
+there and prints what others write as live updates bring it (or, from a server without
+them, asking ``get_update`` every ``--poll`` seconds). Lines starting with a slash are
+commands (``/help``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ import time
 import trio
 from trio_websocket import HandshakeError
 
-from .client import Client, ConnectionLost, Flow, FlowType, Message, RequestFailed, open_client
+from .client import (
+    BadRequest,
+    Client,
+    ConnectionLost,
+    Flow,
+    FlowType,
+    Message,
+    RequestFailed,
+    Update,
+    open_client,
+)
 
 FLOW_TYPES: dict[str, FlowType] = {"group": "group", "channel": "channel", "chat": "chat"}
 
@@ -62,9 +73,24 @@ class Chat:
             except RequestFailed as exc:
                 say(f"! {exc.detail}")
 
-    async def poll(self, every: float) -> None:
-        """Print what others write to the joined flow, as it comes."""
+    async def follow(self, every: float) -> None:
+        """Print what others write to the joined flow, as live updates bring it; from a
+        server without them (400), ask for news every ``every`` seconds instead."""
         since = int(time.time()) - 5  # what join showed is not shown again
+        while True:
+            try:
+                async with self.client.subscribe(since) as updates:
+                    async for update in updates:
+                        since = updates.time
+                        await self.take(update)
+            except BadRequest:
+                break
+            except (RequestFailed, ConnectionLost) as exc:
+                say(f"! cannot follow updates: {exc}")
+                await trio.sleep(every)
+        await self.poll(every, since)
+
+    async def poll(self, every: float, since: int) -> None:
         while True:
             try:
                 update = await self.client.updates(since)
@@ -72,14 +98,18 @@ class Chat:
                 say(f"! cannot fetch updates: {exc}")
             else:
                 since = update.time
-                self.names.update((user.id, user.username) for user in update.users)
-                known = {flow.id for flow in self.flows}
-                for flow in update.flows:
-                    if flow.id not in known:
-                        self.flows.append(flow)
-                        say(f"* new {flow.type}: {flow.title}")
-                await self.show(update.messages)
+                await self.take(update)
             await trio.sleep(every)
+
+    async def take(self, update: Update) -> None:
+        self.names.update((user.id, user.username) for user in update.users)
+        known = {flow.id for flow in self.flows}
+        for flow in update.flows:
+            if flow.id not in known:
+                self.flows.append(flow)
+                if flow.owner != self.client.user_id:  # one's own was joined already
+                    say(f"* new {flow.type}: {flow.title}")
+        await self.show(update.messages)
 
     async def show(self, messages: list[Message]) -> None:
         for message in messages:
@@ -146,7 +176,7 @@ class Chat:
         if self.flows:
             await self.join(self.flows[0])
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.poll, every)
+            nursery.start_soon(self.follow, every)
             while (line := await read_line()) is not None:
                 try:
                     if not await self.command(line):

@@ -156,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     chatting = commands.add_parser("chat", help="a terminal chat with a MoreliaTalk server")
     chatting.add_argument("url", help="such as ws://127.0.0.1:8000/ws")
     chatting.add_argument(
-        "--poll", type=float, default=1.0, help="seconds between asking for news (%(default)s)"
+        "--poll",
+        type=float,
+        default=1.0,
+        help="seconds between polls, if the server has no live updates (%(default)s)",
     )
     admin_cli.add_parser(commands)
     return parser

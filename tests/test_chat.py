@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import trio
 
 from morelia_trio import Running
 from morelia_trio.client import open_client
+from morelia_trio.core.errors import BadRequest
 
 
 class Terminal:
@@ -36,7 +38,27 @@ class Terminal:
 
 
 async def test_chat_in_a_terminal(deadline: None, morelia_server: Running) -> None:
-    command = [sys.executable, "-m", "morelia_trio", "chat", morelia_server.url, "--poll", "0.1"]
+    await chat_in_a_terminal(morelia_server, poll="0.1")
+
+
+async def test_the_chat_hears_news_live_without_polling(
+    deadline: None, morelia_server: Running
+) -> None:
+    await chat_in_a_terminal(morelia_server, poll="600")  # a poll would come far too late
+
+
+async def test_the_chat_polls_a_server_without_live_updates(
+    deadline: None, morelia_server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def older_server(*args: object) -> None:
+        raise BadRequest("Unknown type: subscribe.")
+
+    monkeypatch.setattr(morelia_server.store.publisher, "subscribe", older_server)
+    await chat_in_a_terminal(morelia_server, poll="0.1")
+
+
+async def chat_in_a_terminal(morelia_server: Running, poll: str) -> None:
+    command = [sys.executable, "-m", "morelia_trio", "chat", morelia_server.url, "--poll", poll]
     process = await trio.lowlevel.open_process(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )

@@ -10,6 +10,7 @@ It speaks the list dialect, as every real client does, and decodes each reply wi
 into the Structs of ``results``. A reply with an error code raises the ``RequestFailed``
 subclass of its code (``errors``). ``messages()``, ``flows()`` and ``updates()`` follow 206
 replies to the end; ``pages()`` hands them over one page at a time (``session``).
+``subscribe()`` yields live updates as they come (``subscription``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .errors import Unauthorized as Unauthorized
 from .errors import Unavailable as Unavailable
 from .errors import VersionNotSupported as VersionNotSupported
 from .results import Attachment as Attachment
+from .results import Deleted as Deleted
 from .results import Flow as Flow
 from .results import FlowType as FlowType
 from .results import Frame as Frame
@@ -41,3 +43,4 @@ from .results import Update as Update
 from .session import Backoff as Backoff
 from .session import Client as Client
 from .session import open_client as open_client
+from .subscription import Subscription as Subscription

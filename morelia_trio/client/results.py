@@ -62,6 +62,14 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     edited_status: bool = False
 
 
+class Deleted(msgspec.Struct, frozen=True, kw_only=True):
+    """A deleted message: listed only to a connection that has subscribed."""
+
+    id: str
+    time: int  # when it was deleted
+    flow_id: str = msgspec.field(name="from_flow_id")
+
+
 class Sent(msgspec.Struct, frozen=True, kw_only=True):
     """What ``send`` returns: the new message's id and time."""
 
@@ -77,16 +85,19 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
     users: list[Profile] = []
     flows: list[Flow] = []
     messages: list[Message] = []
+    deleted: list[Deleted] = []
     time: int  # the server's clock when it answered
     partial: bool = False
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):
-    """What changed since a time: ``updates()`` gathers it across every page."""
+    """What changed since a time: ``updates()`` gathers it across every page, and
+    ``subscribe()`` yields one per live update."""
 
     users: list[Profile]
     flows: list[Flow]
     messages: list[Message]
+    deleted: list[Deleted] = []  # only once the connection has subscribed
     time: int  # the server's clock at the last page: ask from it next time
 
 
@@ -110,7 +121,28 @@ class _Listing(msgspec.Struct):
     time: int
     user: list[Profile] = []
     flow: list[Flow] = []
-    message: list[Message] = []
+    # messages and, to a subscribed connection, deletion items: ``messages()`` tells them apart
+    message: list[msgspec.Raw] = []
+
+    def messages(self) -> tuple[list[Message], list[Deleted]]:
+        kept: list[Message] = []
+        deleted: list[Deleted] = []
+        for item in self.message:
+            if msgspec.json.decode(item, type=_Deletable).deleted:
+                deleted.append(msgspec.json.decode(item, type=Deleted))
+            else:
+                kept.append(msgspec.json.decode(item, type=Message))
+        return kept, deleted
+
+
+class _Deletable(msgspec.Struct):
+    deleted: bool = False
+
+
+class _Pushed(msgspec.Struct):
+    """A frame's type: a reply's, or ``update`` or ``resync`` (pushed by the server)."""
+
+    type: str = ""
 
 
 class _Tokens(msgspec.Struct):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from trio_websocket import (
 
 from .errors import ERRORS, ConnectionLost, RequestFailed, Unauthorized
 from .results import (
+    Deleted,
     Flow,
     FlowType,
     Frame,
@@ -33,9 +35,11 @@ from .results import (
     _Envelope,
     _Flows,
     _Listing,
+    _Pushed,
     _Sents,
     _Tokens,
 )
+from .subscription import Subscription
 
 
 class Backoff(msgspec.Struct, frozen=True):
@@ -55,10 +59,51 @@ class Backoff(msgspec.Struct, frozen=True):
 
 # Requests that change nothing: after a dropped connection they are safely sent again.
 _READS = frozenset({"user_info", "all_flow", "all_messages", "get_update", "ping_pong"})
+# A subscription ends with its connection: on a new one, subscribing again is what is wanted.
+_RESENT = _READS | {"subscribe"}
+_PUSHED = frozenset({"update", "resync"})  # frame types the server sends unasked
 _DROPPED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, OSError)
 
 Listed: TypeAlias = Literal["all_messages", "all_flow", "get_update"]
 Connector: TypeAlias = Callable[[trio.Nursery], Awaitable[WebSocketConnection]]
+# What a connection's reader hands on: a frame, or why the connection dropped.
+Routed: TypeAlias = str | bytes | BaseException
+
+
+class _Router:
+    """A subscribed connection's one reader: replies to the request waiting, ``update`` and
+    ``resync`` frames to the subscription (queued, so neither waits for the other).
+
+    It reads only while someone waits for a frame: updates nobody iterates over stay with
+    the server, whose bounded backlog turns them into one ``resync``, rather than piling up
+    here. A request's wait queues the updates sent before its reply: a backlog at most."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+        self.replies_in, self.replies = trio.open_memory_channel[Routed](math.inf)
+        self.waiting = 0
+        self.wake = trio.Event()
+        self.closed = False
+
+    async def wanted(self) -> None:
+        """Wait until a frame is wanted, or the connection closed (reading then says how)."""
+        while self.waiting == 0 and not self.closed:
+            self.wake = trio.Event()
+            await self.wake.wait()
+
+    @asynccontextmanager
+    async def want(self) -> AsyncIterator[None]:
+        self.waiting += 1
+        self.wake.set()
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+
+    def close(self) -> None:
+        """Its connection closed: the reader reads once more, to learn how, and ends."""
+        self.closed = True
+        self.wake.set()
 
 
 class Client:
@@ -77,6 +122,8 @@ class Client:
         self._ws: WebSocketConnection | None = ws
         self._backoff = backoff  # None: never reconnect
         self._turn = trio.Lock()
+        self._router: _Router | None = None  # once the connection has subscribed
+        self._pushed: trio.MemorySendChannel[Routed] | None = None  # the subscription's queue
         self.session: Session | None = None
 
     @property
@@ -92,22 +139,61 @@ class Client:
         reply: Frame = msgspec.json.decode(await self._exchange(frame, resend=False))
         return reply
 
-    async def _exchange(self, frame: str | bytes, *, resend: bool) -> str | bytes:
+    async def _exchange(
+        self, frame: str | bytes, *, resend: bool, route: bool = False
+    ) -> str | bytes:
+        """Send ``frame``, return its reply. ``route``: from now on one reader takes every
+        frame of the connection, as a subscribed one also gets frames nobody asked for."""
         async with self._turn:
             while True:
                 # A connection that fails as soon as it is made fails for this request:
                 # trying it again would only loop (a frame the server refuses, say).
                 fresh = self._ws is None
                 ws = self._ws or await self._reconnect()
+                if route and (self._router is None or self._router.ws is not ws):
+                    self._router = _Router(ws)
+                    self._nursery.start_soon(self._route, self._router)
                 try:
                     await ws.send_message(frame)
                 except _DROPPED as exc:  # a frame cut short is never applied: safe to send
                     await self._drop(ws, exc, sent=False, again=not fresh)
                     continue
                 try:
-                    return await ws.get_message()
+                    return await self._reply(ws)
                 except _DROPPED as exc:
                     await self._drop(ws, exc, sent=not resend, again=resend and not fresh)
+
+    async def _reply(self, ws: WebSocketConnection) -> str | bytes:
+        router = self._router
+        if router is None or router.ws is not ws:
+            return await ws.get_message()
+        async with router.want():
+            routed = await router.replies.receive()
+        if isinstance(routed, BaseException):
+            raise routed
+        return routed
+
+    async def _route(self, router: _Router) -> None:
+        """Read every frame of a subscribed connection until it drops or closes."""
+        ws = router.ws
+        try:
+            while True:
+                await router.wanted()
+                frame = await ws.get_message()
+                try:
+                    pushed = msgspec.json.decode(frame, type=_Pushed).type in _PUSHED
+                except msgspec.MsgspecError:  # not ours to judge: the request gets it
+                    pushed = False
+                if not pushed:
+                    router.replies_in.send_nowait(frame)
+                elif self._pushed is not None:  # else unsubscribed: nobody wants it
+                    self._pushed.send_nowait(frame)
+        except _DROPPED as exc:
+            if self._ws is ws:
+                self._ws = None  # the next request connects again (or says it dropped)
+            router.replies_in.send_nowait(exc)
+            if self._pushed is not None:
+                self._pushed.send_nowait(exc)
 
     async def _drop(
         self, ws: WebSocketConnection, exc: BaseException, *, sent: bool, again: bool
@@ -118,6 +204,8 @@ class Client:
         self._ws = None
         with trio.move_on_after(1):
             await ws.aclose()
+        if self._router is not None and self._router.ws is ws:
+            self._router.close()
         if self._backoff is not None and again:
             return
         if sent:
@@ -150,11 +238,14 @@ class Client:
         """
         return (await self._call(type_, **data))[1]
 
-    async def _call(self, type_: str, **data: Any) -> tuple[int, msgspec.Raw]:
+    async def _call(
+        self, type_: str, *, route: bool = False, **data: Any
+    ) -> tuple[int, msgspec.Raw]:
         if self.session is not None and "user" not in data:
             data["user"] = [self._me()]
         frame = {"type": type_, "data": data, "jsonapi": {"version": "1.0"}}
-        raw = await self._exchange(_encoder.encode(frame).decode(), resend=type_ in _READS)
+        encoded = _encoder.encode(frame).decode()
+        raw = await self._exchange(encoded, resend=type_ in _RESENT, route=route)
         reply = msgspec.json.decode(raw, type=_Envelope)
         errors = reply.errors
         if errors.code >= 300:
@@ -225,6 +316,7 @@ class Client:
             users=everything.users,
             flows=everything.flows,
             messages=everything.messages,
+            deleted=everything.deleted,
             time=everything.time,
         )
 
@@ -232,17 +324,20 @@ class Client:
         users: dict[str, Profile] = {}
         flows: dict[str, Flow] = {}
         messages: dict[str, Message] = {}
+        deleted: dict[str, Deleted] = {}
         time = since
         async for page in self.pages(type_, since, flow_id):
             # a later copy (an edit, say) replaces the earlier one in place
             users.update((user.id, user) for user in page.users)
             flows.update((flow.id, flow) for flow in page.flows)
             messages.update((message.id, message) for message in page.messages)
+            deleted.update((gone.id, gone) for gone in page.deleted)
             time = page.time
         return Page(
             users=list(users.values()),
             flows=list(flows.values()),
-            messages=list(messages.values()),
+            messages=[m for m in messages.values() if m.id not in deleted],
+            deleted=list(deleted.values()),
             time=time,
         )
 
@@ -263,14 +358,17 @@ class Client:
             flow = [{"uuid": flow_id}] if flow_id is not None else None
             code, data = await self._call(type_, flow=flow, time=since)
             listing = msgspec.json.decode(data, type=_Listing)
+            messages, deleted = listing.messages()
             partial = code == 206
             keys = {("Profile", u.id) for u in listing.user}
             keys |= {("Flow", f.id) for f in listing.flow}
-            keys |= {("Message", m.id) for m in listing.message}
+            keys |= {("Message", m.id) for m in messages}
+            keys |= {("Deleted", d.id) for d in deleted}
             yield Page(
                 users=[u for u in listing.user if ("Profile", u.id) not in seen],
                 flows=[f for f in listing.flow if ("Flow", f.id) not in seen],
-                messages=[m for m in listing.message if ("Message", m.id) not in seen],
+                messages=[m for m in messages if ("Message", m.id) not in seen],
+                deleted=[d for d in deleted if ("Deleted", d.id) not in seen],
                 time=listing.time,
                 partial=partial,
             )
@@ -280,8 +378,55 @@ class Client:
             # Profiles carry no time; the page holds whole seconds past ``since``, so the
             # next second is always safe to ask from.
             times = [f.time for f in listing.flow]
-            times += [m.edited_time or m.time for m in listing.message]
+            times += [m.edited_time or m.time for m in messages]
+            times += [d.time for d in deleted]
             since = max([since + 1, *times])
+
+    # --- live updates ---
+
+    @asynccontextmanager
+    async def subscribe(self, since: int = 0) -> AsyncIterator[Subscription]:
+        """Live updates (``async for update in ...``) until the block ends, which unsubscribes.
+
+        ``since`` above 0: what changed from then on comes first. Raises as requests do
+        (``BadRequest`` from a server without live updates). One subscription at a time.
+        """
+        if self._pushed is not None:
+            raise RuntimeError("this client has subscribed already")
+        self._pushed, pushed = trio.open_memory_channel[Routed](math.inf)
+        subscribed = False
+        try:
+            _, data = await self._call("subscribe", time=since, route=True)
+            subscribed = True
+            # Without ``since``, the server's clock now: a reconnect catches up from there.
+            start = since or msgspec.json.decode(data, type=_Listing).time
+            yield Subscription(self, pushed, start)
+        finally:
+            self._pushed = None  # what still comes is nobody's
+            # a dropped connection took the subscription with it
+            if subscribed and self._ws is not None:
+                # a refusal or a drop: the subscription ends with its connection anyway
+                shielded, bounded = trio.CancelScope(shield=True), trio.move_on_after(5)
+                with shielded, bounded, suppress(RequestFailed, ConnectionLost):
+                    await self.call("unsubscribe")
+
+    async def _next_pushed(self, pushed: trio.MemoryReceiveChannel[Routed]) -> Routed:
+        """The subscription's next frame, reading the connection for it if need be."""
+        try:
+            return pushed.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        router = self._router
+        if router is None:  # never: subscribing starts the reader
+            return await pushed.receive()
+        async with router.want():
+            return await pushed.receive()
+
+    async def _subscribe_again(self, exc: BaseException, since: int) -> None:
+        """The subscribed connection dropped: subscribe on a new one, or raise."""
+        if self._backoff is None:
+            raise ConnectionLost(f"the connection dropped ({_why(exc)})") from exc
+        await self._call("subscribe", time=since, route=True)
 
     # --- writing ---
 
@@ -345,6 +490,8 @@ async def open_client(
             finally:
                 if client._ws is not None:
                     await client._ws.aclose()
+                if client._router is not None:
+                    client._router.close()
     except BaseExceptionGroup as group:
         # The nursery wraps what the caller's block raised: hand it back as it was raised.
         leaf: BaseException = group
