@@ -1,7 +1,7 @@
 """What an operator deploys: the Makefile's installs, the lock, the systemd unit, the image.
 
 A check that needs a tool the machine lacks (systemd-analyze, hadolint, a Docker engine) is
-skipped, saying so, unless the tool is named in ``MORELIA_REQUIRED_TOOLS`` (CI names those it
+skipped, saying so, unless the tool is named in ``REQUIRED_TEST_TOOLS`` (CI names those it
 installs), where its absence fails instead.
 """
 
@@ -40,7 +40,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def required_tools() -> set[str]:
-    return set(os.environ.get("MORELIA_REQUIRED_TOOLS", "").split())
+    return set(os.environ.get("REQUIRED_TEST_TOOLS", "").split())
 
 
 def tool(name: str, why_missing: str) -> str:
@@ -48,7 +48,7 @@ def tool(name: str, why_missing: str) -> str:
     found = shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if found is None:
         if name in required_tools():
-            pytest.fail(f"{name} is not installed, and MORELIA_REQUIRED_TOOLS requires it")
+            pytest.fail(f"{name} is not installed, and REQUIRED_TEST_TOOLS requires it")
         pytest.skip(f"{name} is not installed: {why_missing}")
     return found
 
@@ -309,7 +309,7 @@ def docker_engine() -> str:
     docker = tool("docker", "the image cannot be built here")
     if subprocess.run([docker, "info"], capture_output=True, timeout=60).returncode != 0:
         if "docker" in required_tools():
-            pytest.fail("no Docker engine answers, and MORELIA_REQUIRED_TOOLS requires one")
+            pytest.fail("no Docker engine answers, and REQUIRED_TEST_TOOLS requires one")
         pytest.skip("no Docker engine answers here (docker info fails): image not built")
     return docker
 

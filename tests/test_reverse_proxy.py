@@ -1,7 +1,7 @@
 """The README's nginx snippet, for real: nginx on loopback terminating TLS in front of the
 server, a WebSocket session through it, and the server seeing the client's own address.
 
-Skipped when nginx is not installed, unless ``MORELIA_REQUIRED_TOOLS`` names it (CI does).
+Skipped when nginx is not installed, unless ``REQUIRED_TEST_TOOLS`` names it (CI does).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def nginx_binary() -> str:
     found = shutil.which("nginx", path=path)
     if found is None:
         if "nginx" in required_tools():
-            pytest.fail("nginx is not installed, and MORELIA_REQUIRED_TOOLS requires it")
+            pytest.fail("nginx is not installed, and REQUIRED_TEST_TOOLS requires it")
         pytest.skip("nginx is not installed: the README's nginx snippet is not tried")
     return found
 

@@ -3,7 +3,7 @@
 The page is opened from its file in the package with ``?ws=`` naming the test's server, as
 until the server serves it itself. Selenium is synchronous: each scenario runs in a thread
 while the server runs in the test's nursery. Without Chromium and its driver these tests
-are skipped, saying so, unless ``MORELIA_REQUIRED_TOOLS`` names them (CI does).
+are skipped, saying so, unless ``REQUIRED_TEST_TOOLS`` names them (CI does).
 """
 
 from __future__ import annotations
