@@ -33,6 +33,7 @@ Result: TypeAlias = dict[str, float | int | str | None]
 OK_MARK = b'"code":20'  # 200 or 201, as every success reply in either dialect carries
 PARTIAL = 206  # a page of a longer answer: the client asks again from its last time
 TIME_MARK = "@@TIME@@"  # replaced by a number in frames that carry a time
+SLOW_HANDSHAKE = 30.0  # seconds: the fan-out's 1,000 connections at once
 
 
 class Spec(msgspec.Struct, tag_field="kind", kw_only=True):
@@ -203,12 +204,19 @@ def _ignore(conn: Conn, payload: bytes) -> None:
     pass
 
 
-async def connect_all(url: str, count: int, concurrency: int) -> list[Conn]:
+async def connect_all(
+    url: str, count: int, concurrency: int, handshake_timeout: float = 5.0
+) -> list[Conn]:
     limit = asyncio.Semaphore(concurrency)
 
     async def one() -> Conn:
         async with limit:
-            _, listener = await ws_connect(Conn, url, max_frame_size=64 * 1024 * 1024)
+            _, listener = await ws_connect(
+                Conn,
+                url,
+                max_frame_size=64 * 1024 * 1024,
+                websocket_handshake_timeout=handshake_timeout,
+            )
             assert isinstance(listener, Conn)
             return listener
 
@@ -748,7 +756,11 @@ async def history(spec: History) -> Result:
 
 async def fan_out(spec: FanOut) -> Result:
     loop = asyncio.get_running_loop()
-    subscribers = await connect_all(spec.url, len(spec.subscribe_frames), spec.connect_concurrency)
+    # A server still closing the last run's 1,000 connections on a busy machine may take
+    # longer than picows' 5 s to answer a handshake.
+    subscribers = await connect_all(
+        spec.url, len(spec.subscribe_frames), spec.connect_concurrency, SLOW_HANDSHAKE
+    )
     refused = 0
     for conn, frame in zip(subscribers, _encoded(spec.subscribe_frames), strict=True):
         if frame and OK_MARK not in await conn.request(frame):
@@ -879,7 +891,9 @@ def _live_metrics(url: str) -> Result:
 
 
 async def hold(spec: Hold) -> Result:
-    conns = await connect_all(spec.url, len(spec.subscribe_frames), spec.connect_concurrency)
+    conns = await connect_all(
+        spec.url, len(spec.subscribe_frames), spec.connect_concurrency, SLOW_HANDSHAKE
+    )
     refused = 0
     for conn, frame in zip(conns, _encoded(spec.subscribe_frames), strict=True):
         if OK_MARK not in await conn.request(frame):
