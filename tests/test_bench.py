@@ -34,7 +34,7 @@ def broadcast_ceiling() -> Iterator[str]:
             assert found, "the ceiling did not say its URL"
             yield found.group(1)
         finally:
-            process.terminate()
+            process.kill()  # SIGTERM may be ignored where the test runner's parent ignores it
             process.wait(timeout=10)
 
 
