@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.experiments storm [--rounds 2] [--fsync always off] [--rev REV]
     .venv/bin/python -m bench.experiments startup --rev REV [--runs 7]
     .venv/bin/python -m bench.experiments fsync-probe [--rounds 4]
+    .venv/bin/python -m bench.experiments fanout [--quick]
 
 ``ab``: server CPU per message at 100 connections, the ceiling, REV and the working tree in
 turn, fresh servers, median of the rounds. ``history``: the first all_messages page on a fresh
@@ -17,6 +18,8 @@ run, time waiting on the run queue, timeslices).
 listening, REV against the working tree.
 ``fsync-probe``: 400 fsyncs of 100-byte appends on the server's core, alone and beside two
 SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the disk?).
+``fanout``: the suite's fan-out scenario alone (``--quick``: its bench-quick form), judged
+on the fan-out targets; the figures as JSON in bench/fanout[-quick].json.
 REV runs from a temporary git worktree; the working tree is this checkout.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -34,7 +38,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import suite
+from . import suite, targets
 from .suite import Result, Server, Suite
 
 
@@ -207,6 +211,17 @@ def _fsync_once() -> float:
         os.close(fd)
 
 
+def fanout(quick: bool) -> None:
+    plan = msgspec.structs.replace(suite.QUICK if quick else suite.FULL, history=())
+    with suite.temporary_suite(plan) as measuring:
+        found = measuring.fan_out()
+    out = suite.BENCH / ("fanout-quick.json" if quick else "fanout.json")
+    out.write_text(json.dumps(found, indent=1) + "\n")
+    for verdict in targets.fan_out_verdicts(found):
+        met = targets.met_cell(verdict.met)
+        print(f"{verdict.target}: {verdict.brief} [{met}]  {verdict.measured}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +237,7 @@ def main() -> None:
     storm_parser.add_argument("--fsync", nargs="+", default=["always", "off"])
     storm_parser.add_argument("--rev")
     commands.add_parser("fsync-probe").add_argument("--rounds", type=int, default=4)
+    commands.add_parser("fanout").add_argument("--quick", action="store_true")
     args = parser.parse_args()
     run: dict[str, Callable[[], None]] = {
         "ab": lambda: ab(args.rev, args.rounds, args.fsync),
@@ -229,6 +245,7 @@ def main() -> None:
         "storm": lambda: storm(args.rounds, args.fsync, args.rev),
         "startup": lambda: startup(args.rev, args.runs),
         "fsync-probe": lambda: fsync_probe(args.rounds),
+        "fanout": lambda: fanout(args.quick),
     }
     os.chdir(suite.REPO)
     run[args.command]()

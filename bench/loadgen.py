@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -32,6 +33,7 @@ Result: TypeAlias = dict[str, float | int | str | None]
 OK_MARK = b'"code":20'  # 200 or 201, as every success reply in either dialect carries
 PARTIAL = 206  # a page of a longer answer: the client asks again from its last time
 TIME_MARK = "@@TIME@@"  # replaced by a number in frames that carry a time
+SLOW_HANDSHAKE = 30.0  # seconds: the fan-out's 1,000 connections at once
 
 
 class Spec(msgspec.Struct, tag_field="kind", kw_only=True):
@@ -95,7 +97,35 @@ class History(Spec, tag="history"):
     repeats: int
 
 
-AnySpec: TypeAlias = RoundTrips | OpenLoop | Mixed | Storm | Idle | History
+class FanOut(Spec, tag="fan_out"):
+    """Subscribers on connections of their own, one sender into their group.
+
+    Each subscriber sends its subscribe frame and takes the reply (none for the ceiling: an
+    empty frame); the first ``stalled`` of them then stop reading. The sender sends at
+    ``rate`` a second, or with no rate as fast as every reading subscriber keeps up, at most
+    ``in_flight`` messages ahead of the slowest. A subscriber's k-th frame is the k-th send's
+    update; its latency counts from the send's reply (``latency_ms``), and from the send
+    itself (``from_send_ms``: the server may hand updates out before the reply is sent).
+    """
+
+    subscribe_frames: list[str]
+    send_frame: str
+    rate: float | None
+    warmup: float
+    duration: float
+    in_flight: int = 4
+    stalled: int = 0
+
+
+class Hold(Spec, tag="hold"):
+    """Subscribe on one connection per frame, say "ready" on a line, then read and hold them
+    for ``seconds`` (subscribers idle beside another scenario)."""
+
+    subscribe_frames: list[str]
+    seconds: float
+
+
+AnySpec: TypeAlias = RoundTrips | OpenLoop | Mixed | Storm | Idle | History | FanOut | Hold
 
 
 # --- replies the generator reads ------------------------------------------------------------
@@ -174,12 +204,19 @@ def _ignore(conn: Conn, payload: bytes) -> None:
     pass
 
 
-async def connect_all(url: str, count: int, concurrency: int) -> list[Conn]:
+async def connect_all(
+    url: str, count: int, concurrency: int, handshake_timeout: float = 5.0
+) -> list[Conn]:
     limit = asyncio.Semaphore(concurrency)
 
     async def one() -> Conn:
         async with limit:
-            _, listener = await ws_connect(Conn, url, max_frame_size=64 * 1024 * 1024)
+            _, listener = await ws_connect(
+                Conn,
+                url,
+                max_frame_size=64 * 1024 * 1024,
+                websocket_handshake_timeout=handshake_timeout,
+            )
             assert isinstance(listener, Conn)
             return listener
 
@@ -717,6 +754,167 @@ async def history(spec: History) -> Result:
     return result
 
 
+async def fan_out(spec: FanOut) -> Result:
+    loop = asyncio.get_running_loop()
+    # A server still closing the last run's 1,000 connections on a busy machine may take
+    # longer than picows' 5 s to answer a handshake.
+    subscribers = await connect_all(
+        spec.url, len(spec.subscribe_frames), spec.connect_concurrency, SLOW_HANDSHAKE
+    )
+    refused = 0
+    for conn, frame in zip(subscribers, _encoded(spec.subscribe_frames), strict=True):
+        if frame and OK_MARK not in await conn.request(frame):
+            refused += 1
+    (sender,) = await connect_all(spec.url, 1, 1)
+    for conn in subscribers[: spec.stalled]:
+        assert conn.transport is not None
+        conn.transport.underlying_transport.pause_reading()
+    readers = subscribers[spec.stalled :]
+    await asyncio.sleep(1.0)
+    rss_before = rss_kib(spec.server_pid)
+    frame = spec.send_frame.encode()
+    replied_at: list[float] = []  # by send
+    delivered: list[int] = []  # by send: reading subscribers that got its update
+    arrivals: list[tuple[int, float]] = []  # (send, when) of every update a reader got
+    state = {"sent": 0, "replied": 0, "completed": 0, "other": 0, "update_bytes": 0}
+    stopped = False
+    sent_at: list[float] = []
+    everyone = len(readers)
+
+    def send() -> None:
+        state["sent"] += 1
+        sent_at.append(loop.time())
+        replied_at.append(math.nan)
+        delivered.append(0)
+        sender.send(frame)
+
+    def may_send() -> None:  # unpaced: as soon as the slowest reader is close enough
+        if not stopped and state["sent"] - state["completed"] < spec.in_flight:
+            send()
+
+    def on_reply(conn: Conn, payload: bytes) -> None:
+        replied_at[state["replied"]] = loop.time()  # replies come in the order of the sends
+        state["replied"] += 1
+
+    def reader(conn: Conn) -> Callable[[Conn, bytes], None]:
+        count = 0
+
+        def on_update(conn: Conn, payload: bytes) -> None:
+            nonlocal count
+            if count >= len(delivered):  # not an update of ours (a resync)
+                state["other"] += 1
+                return
+            arrivals.append((count, loop.time()))
+            state["update_bytes"] = len(payload)
+            delivered[count] += 1
+            if delivered[count] == everyone:
+                state["completed"] += 1
+                if spec.rate is None:
+                    may_send()
+            count += 1
+
+        return on_update
+
+    sender.on_reply = on_reply
+    for conn in readers:
+        conn.on_reply = reader(conn)
+    gc.disable()
+    start = loop.time()
+    begin, end = start + spec.warmup, start + spec.warmup + spec.duration
+    if spec.rate is None:
+        for _ in range(spec.in_flight):
+            may_send()
+    else:
+        period = 1.0 / spec.rate
+
+        def scheduled(at: float) -> None:
+            if at < end:
+                send()
+                loop.call_at(at + period, scheduled, at + period)
+
+        loop.call_at(start, scheduled, start)
+    await asyncio.sleep(begin - loop.time())
+    window = Window(spec.server_pid)
+    first = state["sent"]
+    await asyncio.sleep(end - loop.time())
+    result = window.close()
+    last = state["sent"]
+    stopped = True
+    await asyncio.sleep(1.0)  # the updates still due
+    gc.enable()
+    rss_after = rss_kib(spec.server_pid)
+    shown = await loop.run_in_executor(None, _live_metrics, spec.url) if spec.check_replies else {}
+    inside = [(k, when) for k, when in arrivals if first <= k < last]
+    latencies = [when - replied_at[k] for k, when in inside if not math.isnan(replied_at[k])]
+    from_send = [when - sent_at[k] for k, when in inside]
+    for conn in [sender, *subscribers]:
+        conn.close()
+    deliveries = len([1 for k, when in arrivals if begin <= when < end])
+    result.update(
+        subscribers=len(subscribers),
+        stalled=spec.stalled,
+        refused=refused,
+        sends=last - first,
+        send_rate=(last - first) / spec.duration,
+        deliveries=deliveries,
+        deliveries_per_s=deliveries / spec.duration,
+        missed=(last - first) * everyone - len(inside),
+        other_frames=state["other"],
+        update_bytes=state["update_bytes"],
+        rss_before_kib=rss_before,
+        rss_after_kib=rss_after,
+        **shown,
+        server_cpu_us_per_delivery=float(result["server_cpu_s"] or 0) / max(deliveries, 1) * 1e6,
+    )
+    result.update(percentiles(latencies, "latency_ms"))
+    result.update(percentiles(from_send, "from_send_ms"))
+    return result
+
+
+def _live_metrics(url: str) -> Result:
+    """The real server's live-update metrics (GET /metrics on its WebSocket's port)."""
+    address = url.replace("ws://", "http://", 1).rsplit("/", 1)[0] + "/metrics"
+    with urllib.request.urlopen(address, timeout=10) as response:
+        text = response.read().decode()
+    names = {
+        "morelia_resyncs_total": "resyncs",
+        "morelia_update_backlog_largest": "backlog_largest",
+        "morelia_update_backlog": "backlog",
+        "morelia_subscribers": "subscribed",
+    }
+    found: Result = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            found[names[name]] = int(float(value))
+    return found
+
+
+async def hold(spec: Hold) -> Result:
+    conns = await connect_all(
+        spec.url, len(spec.subscribe_frames), spec.connect_concurrency, SLOW_HANDSHAKE
+    )
+    refused = 0
+    for conn, frame in zip(conns, _encoded(spec.subscribe_frames), strict=True):
+        if OK_MARK not in await conn.request(frame):
+            refused += 1
+    heard = 0
+
+    def on_update(conn: Conn, payload: bytes) -> None:
+        nonlocal heard
+        heard += 1
+
+    for conn in conns:
+        conn.on_reply = on_update
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.sleep(spec.seconds)
+    alive = sum(1 for conn in conns if conn.transport and not conn.transport.is_disconnected)
+    for conn in conns:
+        conn.close()
+    return {"subscribers": len(conns), "refused": refused, "alive": alive, "updates": heard}
+
+
 async def run(spec: AnySpec) -> Result:
     match spec:
         case RoundTrips():
@@ -731,6 +929,10 @@ async def run(spec: AnySpec) -> Result:
             return await idle(spec)
         case History():
             return await history(spec)
+        case FanOut():
+            return await fan_out(spec)
+        case Hold():
+            return await hold(spec)
 
 
 def main() -> None:

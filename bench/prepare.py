@@ -35,10 +35,17 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     chat_users: list[tuple[int, str]]  # (user id, token)
     storm_logins: list[str]  # every one has the password STORM_PASSWORD
     history_flows: dict[int, int]  # message count -> flow id
+    fanout_users: list[tuple[int, str]] = []  # (user id, token): one per subscriber
+    # chat user id -> a chat of its own (with itself alone): messages no subscriber sees
+    own_chats: dict[int, int] = {}
 
 
 def chat_token(n: int) -> str:
     return f"bench-token-{n:06d}-{'x' * 20}"
+
+
+def fanout_token(n: int) -> str:
+    return f"bench-fanout-{n:06d}-{'x' * 20}"
 
 
 def _storm_hash() -> str:
@@ -53,9 +60,18 @@ def _storm_hash() -> str:
 
 
 def build(
-    directory: Path, *, chat_users: int, storm_users: int = 0, history: tuple[int, ...] = ()
+    directory: Path,
+    *,
+    chat_users: int,
+    storm_users: int = 0,
+    history: tuple[int, ...] = (),
+    fanout_users: int = 0,
 ) -> Prepared:
-    """Write a snapshot into ``directory`` (created) and say what it holds."""
+    """Write a snapshot into ``directory`` (created) and say what it holds.
+
+    With ``fanout_users``: that many more users with known tokens (one subscriber each, as
+    live updates allow 32 subscribed connections per user), and a chat of its own for each
+    chat user, where round trips change nothing a subscriber sees."""
     state = State()
     start = time.time() - 30 * 86400  # every prepared event lies in the past
     clock = start
@@ -85,6 +101,18 @@ def build(
             login = f"storm{n}"
             commit(commands.register_user(state, login, real_hash, None, None, f"storm-{n}", clock))
             logins.append(login)
+    subscribers: list[tuple[int, str]] = []
+    own_chats: dict[int, int] = {}
+    for n in range(fanout_users):
+        token = fanout_token(n)
+        registered = commands.register_user(state, f"fan{n}", fake_hash, None, None, token, clock)
+        commit(registered)
+        subscribers.append((registered.user.id, token))
+    if fanout_users:
+        for user in users:
+            added = commands.add_flow(state, Credentials(*user), "chat", "notes", None, [], clock)
+            commit(added)
+            own_chats[user[0]] = added.flow.id
     flows: dict[int, int] = {}
     if history:
         author = Credentials(*users[0])
@@ -102,7 +130,13 @@ def build(
     # As a server leaves it: the journal file that follows the snapshot (a snapshot with none
     # is the damage recovery refuses, a deleted journal).
     (directory / journal_name(state.seq + 1)).touch()
-    return Prepared(chat_users=users, storm_logins=logins, history_flows=flows)
+    return Prepared(
+        chat_users=users,
+        storm_logins=logins,
+        history_flows=flows,
+        fanout_users=subscribers,
+        own_chats=own_chats,
+    )
 
 
 def copy(template: Path, directory: Path) -> Path:

@@ -1,7 +1,7 @@
 """The benchmark suite: the real server and its ceiling, driven by a separate load generator.
 
-    .venv/bin/python -m bench            # the whole suite, about 10 minutes
-    .venv/bin/python -m bench --quick    # a shorter form of every scenario, under 2 minutes
+    .venv/bin/python -m bench            # the whole suite, about 14 minutes
+    .venv/bin/python -m bench --quick    # a shorter form of every scenario, under 3 minutes
 
 Each server (the real one, or ``bench/ceiling.py``) runs as its own process pinned to one
 core; the load generator (``bench/loadgen.py``, picows on asyncio) runs as another, pinned to
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -33,7 +34,18 @@ from typing import TypeAlias
 import msgspec
 
 from . import prepare, runs
-from .loadgen import TIME_MARK, AnySpec, History, Idle, Mixed, OpenLoop, RoundTrips, Storm
+from .loadgen import (
+    TIME_MARK,
+    AnySpec,
+    FanOut,
+    History,
+    Hold,
+    Idle,
+    Mixed,
+    OpenLoop,
+    RoundTrips,
+    Storm,
+)
 from .procstat import disk_of, rss_kib
 from .report import CEILING_RATIOS
 from .targets import STORM_KEYS
@@ -74,6 +86,17 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     history_repeats: int = 5
     scale_users: int = 100_000
     scale_messages: int = 1_000_000
+    # Fan-out: subscribers in one group, one sender; as fast as they all keep up (against the
+    # broadcast ceiling, rounds taking turns), then at a fixed rate, then with some that
+    # never read; then round trips and the fixed load with the subscribers idle beside them.
+    fanout_subscribers: int = 1000
+    fanout_rate: float = 10.0
+    fanout_stalled: int = 100
+    fanout_rounds: int = 3
+    fanout_duration: float = 5.0
+    fanout_fixed_duration: float = 10.0
+    # Characters (the most a message may have): the stalled ones' sockets fill sooner.
+    fanout_stalled_text: int = 10_000
 
 
 FULL = Plan()
@@ -90,6 +113,11 @@ QUICK = Plan(
     history_repeats=3,
     scale_users=10_000,
     scale_messages=100_000,
+    fanout_subscribers=300,
+    fanout_stalled=30,
+    fanout_rounds=1,
+    fanout_duration=2.0,
+    fanout_fixed_duration=4.0,
 )
 
 
@@ -192,10 +220,18 @@ def running_server(data_dir: Path, fsync: str, tree: Path = REPO) -> Iterator[Se
 
 
 @contextlib.contextmanager
-def running_ceiling(server_gc: bool = False) -> Iterator[Server]:
-    """The echo ceiling; with ``server_gc``, with the server's collector setting (settle_gc)."""
-    argv = [PYTHON, "-m", "bench.ceiling", *(["--server-gc"] if server_gc else [])]
-    server = Server("ceiling, server's gc" if server_gc else "ceiling", argv)
+def running_ceiling(server_gc: bool = False, broadcast: bool = False) -> Iterator[Server]:
+    """The echo ceiling; with ``server_gc``, with the server's collector setting (settle_gc);
+    with ``broadcast``, the fan-out's ceiling."""
+    argv = [
+        PYTHON,
+        "-m",
+        "bench.ceiling",
+        *(["--server-gc"] if server_gc else []),
+        *(["--broadcast"] if broadcast else []),
+    ]
+    name = "ceiling, server's gc" if server_gc else "ceiling"
+    server = Server(f"{name}, broadcast" if broadcast else name, argv)
     try:
         yield server
     finally:
@@ -244,6 +280,16 @@ def timed_frame(type_: str, user: tuple[int, str], flow: int | None = None) -> s
     return _frame(type_, data).replace(f'"{TIME_MARK}"', TIME_MARK)
 
 
+def subscribe_frame(user: tuple[int, str]) -> str:
+    return _frame("subscribe", {"user": _me(user)})
+
+
+def padded(frame: str, size: int) -> str:
+    """``frame`` with a field of padding that makes it ``size`` characters, if it is shorter."""
+    room = size - len(frame) - len(',"pad":""')
+    return frame if room <= 0 else f'{frame[:-1]},"pad":"{"x" * room}"}}'
+
+
 def ping_frame(user: tuple[int, str]) -> str:
     return _frame("ping_pong", {"user": _me(user)})
 
@@ -270,6 +316,12 @@ class Suite:
         )
         self.history_template = work / "history-template"
         self.history = prepare.build(self.history_template, chat_users=1, history=plan.history)
+        self.fanout_template = work / "fanout-template"
+        self.fanout = prepare.build(
+            self.fanout_template,
+            chat_users=max(plan.fixed_connections, TARGET_CONNECTIONS),
+            fanout_users=plan.fanout_subscribers,
+        )
         say(f"prepared data directories in {time.perf_counter() - started:.1f} s")
 
     def data_dir(self, template: Path) -> Path:
@@ -433,6 +485,135 @@ class Suite:
             )
         return result
 
+    def fan_out_once(
+        self, server: Server, rate: float | None, stalled: int = 0, text: str = "", size: int = 0
+    ) -> Result:
+        plan = self.plan
+        sender = self.fanout.chat_users[0]
+        frame = send_frame(sender, prepare.GENERAL_FLOW, text or "hello, everyone in the group")
+        subscribe = [
+            "" if server.is_ceiling else subscribe_frame(user) for user in self.fanout.fanout_users
+        ]
+        result = drive(
+            FanOut(
+                url=server.url,
+                server_pid=server.pid,
+                check_replies=not server.is_ceiling,
+                subscribe_frames=subscribe,
+                send_frame=padded(frame, size),
+                rate=rate,
+                stalled=stalled,
+                warmup=plan.warmup,
+                duration=plan.fanout_fixed_duration if rate else plan.fanout_duration,
+            )
+        )
+        say(
+            f"  {server.name}: {result['subscribers']} subscribers ({stalled} not reading), "
+            f"{result['send_rate']:.1f} sends/s: {result['deliveries_per_s']:,.0f} deliveries/s, "
+            f"p50 {result['latency_ms_p50'] or 0:.1f} ms, p99 {result['latency_ms_p99'] or 0:.1f} "
+            f"ms (from the send {result['from_send_ms_p99'] or 0:.1f} ms), "
+            f"missed {result['missed']}, RSS {result['rss_before_kib']:,} -> "
+            f"{result['rss_after_kib']:,} KiB, resyncs {result.get('resyncs', '-')}, "
+            f"largest backlog {result.get('backlog_largest', '-')}"
+        )
+        return result
+
+    def fan_out(self) -> dict[str, object]:
+        """Fan-out to plan.fanout_subscribers in one group, against the broadcast ceiling."""
+        plan = self.plan
+        found: dict[str, object] = {}
+        capacity: list[tuple[Result, Result]] = []
+        fixed: list[tuple[Result, Result]] = []
+        with running_server(self.data_dir(self.fanout_template), "off") as server:
+            with running_ceiling(broadcast=True) as ceiling:
+                for number in range(plan.fanout_rounds):
+                    say(f"fan-out, round {number + 1} of {plan.fanout_rounds}")
+                    mine = self.fan_out_once(server, None)
+                    size = int(mine["update_bytes"] or 0)  # the ceiling's frames: as big
+                    theirs = self.fan_out_once(ceiling, None, size=size)
+                    capacity.append((mine, theirs))
+                mine = self.fan_out_once(server, plan.fanout_rate)
+                fixed.append((mine, self.fan_out_once(ceiling, plan.fanout_rate, size=size)))
+            found["stalled"] = self.fan_out_once(
+                server,
+                plan.fanout_rate,
+                stalled=plan.fanout_stalled,
+                text="x" * plan.fanout_stalled_text,
+            )
+            found["idle_subscribers"] = self.idle_subscribers(server)
+        ratios = [
+            float(m["deliveries_per_s"] or 0) / float(c["deliveries_per_s"] or 1)
+            for m, c in capacity
+        ]
+        ordered = sorted(range(len(capacity)), key=lambda n: ratios[n])
+        median = ordered[len(ordered) // 2]
+        found["server_capacity"], found["ceiling_capacity"] = capacity[median]
+        found["capacity_ratio"] = statistics.median(ratios)
+        found["capacity_ratio_rounds"] = " ".join(f"{ratio:.4f}" for ratio in ratios)
+        found["server_fixed"], found["ceiling_fixed"] = fixed[0]
+        return found
+
+    def idle_subscribers(self, server: Server) -> Result:
+        """Round trips and the fixed load, in chats no subscriber sees, without and with every
+        fan-out subscriber connected and subscribed; rounds take turns, medians kept."""
+        plan = self.plan
+        chats = self.fanout.own_chats
+        users = self.fanout.chat_users[:TARGET_CONNECTIONS]
+        trips = [send_frame(user, chats[user[0]], "hello from the benchmark") for user in users]
+        fixed_users = self.fanout.chat_users[: plan.fixed_connections]
+        loads = [send_frame(user, chats[user[0]], "hello, fixed") for user in fixed_users]
+        subscribe = [subscribe_frame(user) for user in self.fanout.fanout_users]
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        p99s: dict[bool, list[float]] = {False: [], True: []}
+        for number in range(plan.fanout_rounds):
+            for held in (False, True) if number % 2 == 0 else (True, False):
+                with contextlib.ExitStack() as stack:
+                    if held:
+                        stack.enter_context(holding(server, subscribe))
+                    trip = drive(
+                        RoundTrips(
+                            url=server.url,
+                            server_pid=server.pid,
+                            frames=trips,
+                            warmup=plan.warmup,
+                            duration=plan.duration,
+                        )
+                    )
+                    load = drive(
+                        OpenLoop(
+                            url=server.url,
+                            server_pid=server.pid,
+                            frames=loads,
+                            rate=plan.fixed_rate,
+                            warmup=plan.warmup,
+                            duration=plan.fixed_duration,
+                        )
+                    )
+                rates[held].append(float(trip["rate"] or 0))
+                # Nothing answered in the window (a machine busy elsewhere): as bad as can be.
+                p99s[held].append(float(load["latency_ms_p99"] or math.inf))
+                say(
+                    f"  {'with' if held else 'without'} {len(subscribe)} idle subscribers: "
+                    f"{trip['rate']:,.0f} msg/s at {len(trips)} connections; fixed "
+                    f"{plan.fixed_rate:,.0f} msg/s p99 {p99s[held][-1]:.2f} ms"
+                )
+        result: Result = {
+            "subscribers": len(subscribe),
+            "rate_without": statistics.median(rates[False]),
+            "rate_with": statistics.median(rates[True]),
+            "fixed_p99_ms_without": statistics.median(p99s[False]),
+            "fixed_p99_ms_with": statistics.median(p99s[True]),
+            "rates_without": " ".join(f"{rate:.0f}" for rate in rates[False]),
+            "rates_with": " ".join(f"{rate:.0f}" for rate in rates[True]),
+            "p99s_without": " ".join(f"{p99:.2f}" for p99 in p99s[False]),
+            "p99s_with": " ".join(f"{p99:.2f}" for p99 in p99s[True]),
+        }
+        result["rate_ratio"] = float(result["rate_with"] or 0) / float(result["rate_without"] or 1)
+        result["fixed_p99_ratio"] = float(result["fixed_p99_ms_with"] or 0) / float(
+            result["fixed_p99_ms_without"] or 1
+        )
+        return result
+
     def scale(self) -> Result:
         out = self.work / "scale.json"
         subprocess.run(
@@ -496,9 +677,34 @@ class Suite:
         say("server, fsync always: history")
         with running_server(self.data_dir(self.history_template), "always") as s:
             results["history"] = self.history_scenario(s)
+        say("fan-out")
+        results["fan_out"] = self.fan_out()
         say("scale of state (in-process)")
         results["scale"] = self.scale()
         return results
+
+
+@contextlib.contextmanager
+def holding(server: Server, subscribe: list[str]) -> Iterator[None]:
+    """Subscribers held open by a load generator of their own while the block runs."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "bench.loadgen"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    _pin(process.pid, GENERATOR_CORES)
+    assert process.stdin is not None and process.stdout is not None
+    spec = Hold(url=server.url, server_pid=server.pid, subscribe_frames=subscribe, seconds=3600)
+    process.stdin.write(_encode(spec))
+    process.stdin.close()
+    try:
+        if process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the subscribers' load generator did not get ready")
+        yield
+    finally:
+        process.terminate()
+        process.wait()
 
 
 @contextlib.contextmanager
@@ -558,7 +764,7 @@ def machine() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short form (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short form (under 3 minutes)")
     parser.add_argument("--out", type=Path, help="results JSON (bench/results[-quick].json)")
     parser.add_argument(
         "--no-report", action="store_true", help="do not write bench/RESULTS.md and results.png"

@@ -129,6 +129,32 @@ RULES: dict[str, Rule] = {
         lambda v: v > 1.0,
         times,
     ),
+    "fanout_capacity": Rule(
+        "fan-out to 1,000 subscribers of one group: >= 70% of the broadcast ceiling's deliveries/s",
+        lambda v: v >= 0.70,
+        _pct1,
+    ),
+    "fanout_p99": Rule(
+        "fan-out, 10 msg/s into 1,000 subscribers: p99 from the send's reply to each update "
+        "<= 50 ms",
+        lambda v: v <= 50.0,
+        _ms,
+    ),
+    "fanout_stalled_p99": Rule(
+        "fan-out, 10 msg/s, 100 of the 1,000 not reading: the others' p99 <= 50 ms",
+        lambda v: v <= 50.0,
+        _ms,
+    ),
+    "idle_subscribers_round_trips": Rule(
+        "round trips, 100 connections, 1,000 idle subscribers beside: >= 90% of msg/s without",
+        lambda v: v >= 0.90,
+        _pct1,
+    ),
+    "idle_subscribers_fixed": Rule(
+        "fixed 2,000 msg/s, 1,000 idle subscribers beside: p99 <= 1.1x without",
+        lambda v: v <= 1.10,
+        times,
+    ),
 }
 # The targets as the first rules wrote them, in runs.jsonl lines that carry no key.
 FIRST_RULES = {
@@ -241,7 +267,71 @@ def verdicts(results: Results) -> list[Verdict]:
             ),
             ratio,
         )
+    fan_out = results.get("fan_out")
+    if fan_out is None:
+        for key in FAN_OUT_KEYS:
+            found[key] = judged(key, "not measured in this run", None)
+    else:
+        found.update((v.key, v) for v in fan_out_verdicts(fan_out))
     return [found[key] for key in RULES if key in found]
+
+
+FAN_OUT_KEYS = (
+    "fanout_capacity",
+    "fanout_p99",
+    "fanout_stalled_p99",
+    "idle_subscribers_round_trips",
+    "idle_subscribers_fixed",
+)
+
+
+def fan_out_verdicts(fan_out: Results) -> list[Verdict]:
+    """The fan-out targets, judged on the suite's fan-out figures (``Suite.fan_out``)."""
+    mine, theirs = fan_out["server_capacity"], fan_out["ceiling_capacity"]
+    each = ", ".join(pct(float(v)) for v in fan_out["capacity_ratio_rounds"].split())
+    fixed, ceiling_fixed = fan_out["server_fixed"], fan_out["ceiling_fixed"]
+    stalled = fan_out["stalled"]
+    idle = fan_out["idle_subscribers"]
+    return [
+        judged(
+            "fanout_capacity",
+            f"{_pct1(fan_out['capacity_ratio'])} (rounds {each}; median round "
+            f"{mine['deliveries_per_s']:,.0f} vs the ceiling's {theirs['deliveries_per_s']:,.0f}"
+            f" deliveries/s to {mine['subscribers']:,}; {mine['server_cpu_us_per_delivery']:.1f} "
+            f"vs {theirs['server_cpu_us_per_delivery']:.1f} us/delivery)",
+            fan_out["capacity_ratio"],
+        ),
+        judged(
+            "fanout_p99",
+            f"p99 {_ms(fixed['latency_ms_p99'] or 0)}, from the send "
+            f"{_ms(fixed.get('from_send_ms_p99') or 0)} (ceiling "
+            f"{_ms(ceiling_fixed['latency_ms_p99'] or 0)}); "
+            f"{fixed['deliveries_per_s']:,.0f} deliveries/s, {fixed['missed']} missed",
+            fixed["latency_ms_p99"],
+        ),
+        judged(
+            "fanout_stalled_p99",
+            f"p99 {_ms(stalled['latency_ms_p99'] or 0)} for the "
+            f"{stalled['subscribers'] - stalled['stalled']:,} reading ({stalled['missed']} "
+            f"missed); server RSS {stalled['rss_before_kib'] / 1024:.0f} -> "
+            f"{stalled['rss_after_kib'] / 1024:.0f} MiB; {stalled.get('resyncs', '-')} "
+            f"resyncs, largest backlog {stalled.get('backlog_largest', '-')} frames",
+            stalled["latency_ms_p99"],
+        ),
+        judged(
+            "idle_subscribers_round_trips",
+            f"{_pct1(idle['rate_ratio'])} ({idle['rate_with']:,.0f} vs {idle['rate_without']:,.0f} "
+            f"msg/s; rounds with {idle['rates_with']}, without {idle['rates_without']})",
+            idle["rate_ratio"],
+        ),
+        judged(
+            "idle_subscribers_fixed",
+            f"{times(idle['fixed_p99_ratio'])} (p99 {idle['fixed_p99_ms_with']:.2f} vs "
+            f"{idle['fixed_p99_ms_without']:.2f} ms; rounds with {idle['p99s_with']}, without "
+            f"{idle['p99s_without']})",
+            idle["fixed_p99_ratio"],
+        ),
+    ]
 
 
 class Standing(msgspec.Struct, frozen=True):

@@ -107,8 +107,10 @@ class Subscriber:
         self.lost_since: float | None = None  # a resync is owed, from this time
         self._waiting: trio.CancelScope | None = None  # while the connection awaits a frame
 
-    def hand(self, changed_at: float, frame: str) -> None:
-        """Queue ``frame``, never blocking; on overflow drop the backlog and owe a resync."""
+    def hand(self, changed_at: float, frame: str) -> bool:
+        """Queue ``frame``, never blocking; on overflow drop the backlog and owe a resync.
+        True when this hand-over made it owe a resync it did not owe yet."""
+        owed = self.lost_since is not None
         frames = self.frames
         if len(frames) >= MAX_BACKLOG_FRAMES or self.chars + len(frame) > MAX_BACKLOG_CHARS:
             first_lost = frames[0][0] if frames else changed_at
@@ -123,6 +125,7 @@ class Subscriber:
             self.lost_since = changed_at
         if self._waiting is not None:
             self._waiting.cancel()
+        return not owed and self.lost_since is not None
 
     def next_out(self) -> str | None:
         """The next frame to send: catch-up first, then a resync if owed, then the backlog."""
@@ -179,6 +182,9 @@ class Publisher:
     def __init__(self) -> None:
         self.by_user: dict[int, set[Subscriber]] = {}
         self.count = 0  # subscribers: the owner's hot path looks at this and nothing else
+        # For the metrics, read when scraped: one addition per fan-out, not per subscriber.
+        self.handed = 0  # update frames handed to subscribers
+        self.resyncs = 0  # resyncs owed: backlogs that overflowed, catch-ups cut short
 
     # --- in the owner's turn ------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class Publisher:
             # Every change has a time of its own: the next page starts just after this one.
             since = math.nextafter(page.last_change(), math.inf)
         subscriber.lost_since = since  # the rest: get_update has it
+        self.resyncs += 1
 
     def changed(self, state: State, event: AnyEvent, seq: int) -> Change | None:
         """What subscribers will hear of ``event``, just applied as record ``seq``."""
@@ -263,6 +270,7 @@ class Publisher:
 
     def _fan_out(self, change: Change) -> None:
         rendered: dict[Dialect, str] = {}
+        handed = resyncs = 0
         for subscriber in self._audience_of(change):
             if subscriber.seq >= change.seq:  # subscribed after it: its catch-up had it
                 continue
@@ -270,7 +278,21 @@ class Publisher:
             if frame is None:
                 frame = render_update(change.listing, subscriber.dialect, change.changed_at)
                 rendered[subscriber.dialect] = frame
-            subscriber.hand(change.changed_at, frame)
+            handed += 1
+            if subscriber.hand(change.changed_at, frame):
+                resyncs += 1
+        self.handed += handed
+        self.resyncs += resyncs
+
+    def backlog(self) -> tuple[int, int]:
+        """(update frames waiting in all backlogs, in the longest one): at scrape time only."""
+        total = largest = 0
+        for subscribers in self.by_user.values():
+            for subscriber in subscribers:
+                waiting = len(subscriber.frames)
+                total += waiting
+                largest = max(largest, waiting)
+        return total, largest
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if not subscriber.active:

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec.inspect
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -37,6 +42,7 @@ from .core.protocol import ERRORS_TYPE
 if TYPE_CHECKING:
     from .auth import Passwords
     from .guard import Guard
+    from .live import Publisher
     from .store import Store
 
 OTHER: Final = "other"  # a request type the server does not know: never the client's string
@@ -112,9 +118,6 @@ class Metrics:
         )
         self._synced = self.journal_write_seconds.labels("true")
         self._unsynced = self.journal_write_seconds.labels("false")
-        # Live updates will add theirs here, read at scrape time as the ones in watch():
-        # morelia_subscribers (connections subscribed to updates) and
-        # morelia_update_backlog (updates queued for subscribers, not yet sent).
 
     def watch(self, guard: Guard, store: Store, passwords: Passwords) -> None:
         """Read these at every scrape: open connections, queues, refusals."""
@@ -139,6 +142,7 @@ class Metrics:
         for name, described, read in gauges:
             Gauge(name, described, registry=self.registry).set_function(read)
         self.registry.register(_Refusals(guard, passwords))
+        self.registry.register(_Live(store.publisher))
 
     def replied(self, reply_type: str, code: int, started: float) -> None:
         """Count a reply (``started``: its request's ``time.perf_counter()``)."""
@@ -212,3 +216,37 @@ class _Refusals(Collector):
         refusals = self.guard.refusals
         for limit in REFUSING_LIMITS:
             yield limit, self.passwords.refused if limit == "hash_queue" else refusals[limit]
+
+
+class _Live(Collector):
+    """Live updates: subscribers, updates handed out, resyncs, backlogs, from the Publisher."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    def collect(self) -> Iterable[Metric]:
+        publisher = self.publisher
+        total, largest = publisher.backlog()
+        yield GaugeMetricFamily(
+            "morelia_subscribers", "Connections subscribed to live updates", publisher.count
+        )
+        yield CounterMetricFamily(
+            "morelia_updates",
+            "Update frames handed to subscribers (one per subscriber per change)",
+            publisher.handed,
+        )
+        yield CounterMetricFamily(
+            "morelia_resyncs",
+            "Resyncs owed to subscribers whose backlog overflowed or whose catch-up was cut short",
+            publisher.resyncs,
+        )
+        yield GaugeMetricFamily(
+            "morelia_update_backlog",
+            "Update frames handed to subscribers and not sent yet, in all",
+            total,
+        )
+        yield GaugeMetricFamily(
+            "morelia_update_backlog_largest",
+            "Update frames waiting for the one subscriber with the most",
+            largest,
+        )

@@ -16,13 +16,14 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import ConnectionRejected
 
-from morelia_trio import Config, Running, serve
+from morelia_trio import Config, Running, live, serve
 from morelia_trio.config import AbuseLimits, Rate
 from morelia_trio.core.snapshot_format import SNAPSHOT_NAME
 from morelia_trio.metrics import REFUSING_LIMITS
 from tests.test_cli import without_settings
 from tests.test_connections import PING, start
 from tests.test_http import Response, get
+from tests.test_live import call, items, pushed, subscribe
 from tests.wire import Client, RequestFailed, open_client
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -183,6 +184,44 @@ async def test_each_server_has_metrics_of_its_own(
     assert requests(await scrape(one)) == {("ping_pong", "401"): 1}
     assert requests(await scrape(other)) == {}
     assert (await scrape(other))["morelia_reply_seconds_count", ()] == 0
+
+
+async def test_live_updates_show_subscribers_updates_resyncs_and_backlogs(
+    server: Running, ann: Client, bob: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    general = (await bob.flows())[0]["uuid"]
+    await subscribe(ann)
+    await bob.send(general, "to one subscriber")
+    assert items(await pushed(ann)) == [("message", "to one subscriber")]
+    samples = await scrape(server)
+    assert samples["morelia_subscribers", ()] == 1
+    assert samples["morelia_updates_total", ()] == 1
+    assert samples["morelia_resyncs_total", ()] == 0
+    assert samples["morelia_update_backlog", ()] == 0
+    assert samples["morelia_update_backlog_largest", ()] == 0
+
+    # A catch-up cut short owes a resync.
+    monkeypatch.setattr(live, "CATCH_UP_PAGES", 0)
+    reply, _ = await call(bob, "subscribe", time=1)
+    assert reply["errors"]["code"] == 200
+    assert (await pushed(bob))["type"] == "resync"
+    await bob.send(general, "to two subscribers")
+    for client in (ann, bob):
+        assert items(await pushed(client)) == [("message", "to two subscribers")]
+    samples = await scrape(server)
+    assert samples["morelia_subscribers", ()] == 2
+    assert samples["morelia_updates_total", ()] == 3
+    assert samples["morelia_resyncs_total", ()] == 1
+
+
+def test_the_backlogs_are_summed_over_the_subscribers() -> None:
+    publisher = live.Publisher()
+    for user_id, waiting in ((1, 3), (2, 5), (3, 0)):
+        subscriber = live.Subscriber()
+        for n in range(waiting):
+            subscriber.hand(1000.0 + n, f"frame {n}")
+        publisher.by_user[user_id] = {subscriber}
+    assert publisher.backlog() == (8, 5)
 
 
 async def test_the_readme_lists_every_metric(server: Running) -> None:
