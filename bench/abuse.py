@@ -56,14 +56,6 @@ def running(tree: Path) -> Iterator[Server]:
             server.stop()
 
 
-def peak_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for process {pid}")
-
-
 async def replies(url: str) -> str:
     async with open_client(url, max_message_size=1024 * MIB) as client:
         await client.register("hoarder", "hoarder-password")
@@ -170,7 +162,7 @@ def measure(name: str, tree: Path, label: str) -> None:
         started = time.perf_counter()
         got = trio.run(ATTACKS[name], server.url)
         took = time.perf_counter() - started
-        peak, cpu = peak_kib(pid), procstat.cpu_seconds(pid) - before_cpu
+        peak, cpu = procstat.peak_kib(pid), procstat.cpu_seconds(pid) - before_cpu
     print(
         f"{name:8} {label:28} RSS {before_rss / 1024:6.0f} MB -> peak {peak / 1024:6.0f} MB, "
         f"CPU {cpu:5.1f} s in {took:5.1f} s; {got}",

@@ -20,11 +20,20 @@ def cpu_seconds(pid: int) -> float:
 
 def rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB (``VmRSS`` in ``/proc/PID/status``)."""
+    return _status_kib(pid, "VmRSS")
+
+
+def peak_kib(pid: int) -> int:
+    """The most ``pid`` has been resident, in KiB (``VmHWM`` in ``/proc/PID/status``)."""
+    return _status_kib(pid, "VmHWM")
+
+
+def _status_kib(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def disk_of(path: Path) -> str | None:

@@ -334,14 +334,16 @@ class Suite:
     def chat_frames(self, count: int, text: str = "hello from the benchmark") -> list[str]:
         return [send_frame(user, prepare.GENERAL_FLOW, text) for user in self.users(count)]
 
-    def round_trip(self, server: Server, count: int) -> Result:
+    def round_trip(self, server: Server, count: int, frames: list[str] | None = None) -> Result:
+        """Closed-loop round trips over ``count`` connections (chat frames into General,
+        unless ``frames`` names others, one a connection)."""
         plan = self.plan
         result = drive(
             RoundTrips(
                 url=server.url,
                 server_pid=server.pid,
                 check_replies=not server.is_ceiling,
-                frames=self.chat_frames(count),
+                frames=self.chat_frames(count) if frames is None else frames,
                 warmup=plan.warmup,
                 duration=plan.duration,
             )
@@ -379,23 +381,27 @@ class Suite:
                     found[target][str(count)] = self.round_trip(servers[target], count)
         return found
 
-    def fixed_rate(self, server: Server) -> Result:
+    def fixed_rate(self, server: Server, frames: list[str] | None = None) -> Result:
+        """The fixed load (chat frames into General, unless ``frames`` names others)."""
         plan = self.plan
         result = drive(
             OpenLoop(
                 url=server.url,
                 server_pid=server.pid,
                 check_replies=not server.is_ceiling,
-                frames=self.chat_frames(plan.fixed_connections),
+                frames=self.chat_frames(plan.fixed_connections) if frames is None else frames,
                 rate=plan.fixed_rate,
                 warmup=plan.warmup,
                 duration=plan.fixed_duration,
             )
         )
+        p50, p99, p999 = (
+            float(result[key] or math.inf)  # nothing answered (a machine busy elsewhere)
+            for key in ("latency_ms_p50", "latency_ms_p99", "latency_ms_p999")
+        )
         say(
             f"  {server.name}: {plan.fixed_rate:.0f} msg/s offered: {result['rate']:.0f} answered, "
-            f"p50 {result['latency_ms_p50']:.2f} ms, p99 {result['latency_ms_p99']:.2f} ms, "
-            f"p99.9 {result['latency_ms_p999']:.2f} ms"
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99.9 {p999:.2f} ms"
         )
         return result
 
@@ -570,25 +576,8 @@ class Suite:
                 with contextlib.ExitStack() as stack:
                     if held:
                         stack.enter_context(holding(server, subscribe))
-                    trip = drive(
-                        RoundTrips(
-                            url=server.url,
-                            server_pid=server.pid,
-                            frames=trips,
-                            warmup=plan.warmup,
-                            duration=plan.duration,
-                        )
-                    )
-                    load = drive(
-                        OpenLoop(
-                            url=server.url,
-                            server_pid=server.pid,
-                            frames=loads,
-                            rate=plan.fixed_rate,
-                            warmup=plan.warmup,
-                            duration=plan.fixed_duration,
-                        )
-                    )
+                    trip = self.round_trip(server, len(trips), trips)
+                    load = self.fixed_rate(server, loads)
                 rates[held].append(float(trip["rate"] or 0))
                 # Nothing answered in the window (a machine busy elsewhere): as bad as can be.
                 p99s[held].append(float(load["latency_ms_p99"] or math.inf))

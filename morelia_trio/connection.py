@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import msgspec
 import trio
@@ -137,12 +137,15 @@ async def serve_connection(
     log.debug("%s: connection opened", peer)  # a client may open one for each request
     ouster = _Ouster()
     live = Subscriber()
-    ended = OUSTED  # unless _converse ends on its own
+    ended = OUSTED  # unless the conversation ends on its own
     try:
         with watchdog.timer() as timer, ctx.guard.watch_for_floods(peer.address, ouster.oust):
             with ouster.scope:
                 answer = _echo if path == ECHO_PATH else respond
-                ended = await _converse(ws, ctx, peer, timer, ouster, live, answer)
+                # Awaited here, not through a coroutine of its own: every frame between the
+                # handler and the loop is stepped through each time the connection's task wakes.
+                conversation = _Conversation(ws, ctx, peer, timer, ouster, live, answer)
+                ended = await conversation.run()
             if ended == OUSTED:
                 await _close(ws, ctx, 1008, "flooding")
     finally:
@@ -181,24 +184,6 @@ class _Ends(Exception):
 
 
 Respond = Callable[[str | bytes, Context, Peer, Subscriber | None], Awaitable[str | bytes]]
-
-
-def _converse(
-    ws: WebSocketConnection,
-    ctx: Context,
-    peer: Peer,
-    timer: PeerTimer,
-    ouster: _Ouster,
-    live: Subscriber,
-    answer: Respond = respond,
-) -> Coroutine[Any, Any, str]:
-    """Read and answer frames until the connection ends; say why it ended.
-
-    Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
-    (Not a coroutine of its own: a frame between the handler and the loop would be stepped
-    through each time the connection's task wakes.)
-    """
-    return _Conversation(ws, ctx, peer, timer, ouster, live, answer).run()
 
 
 async def _ready(reply: str) -> str:
@@ -250,7 +235,10 @@ class _Conversation:
         self.caught: str | bytes | None = None  # a frame that came in just as its read timed out
 
     async def run(self) -> str:
-        """The conversation, until it ends; why it ended."""
+        """Read and answer frames until the connection ends; say why it ended.
+
+        Returns OUSTED, or is cancelled by ``ouster.scope``, once its address kept flooding.
+        """
         try:
             while True:
                 # The watchdog cancels this scope once the peer is late.

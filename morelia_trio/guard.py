@@ -137,13 +137,8 @@ class Guard:
     def may_post(self, user_id: int | None) -> None:
         """Checked before a message is sent or edited; charged only once it was (``posted``),
         so nobody can use up another user's allowance with requests that fail."""
-        if (
-            self.limits is not None
-            and user_id is not None
-            and not self._messages.allows(user_id, self.clock())
-        ):
-            self.refusals["messages_per_user"] += 1
-            raise TooManyRequests("Too many messages; slow down.")
+        if self.limits is not None:
+            self._may(self._messages, user_id, "messages_per_user", "Too many messages; slow down.")
 
     def posted(self, user_id: int | None) -> None:
         if self.limits is not None and user_id is not None:
@@ -151,14 +146,17 @@ class Guard:
 
     def may_add_flow(self, user_id: int | None) -> None:
         """Checked before a flow is created, charged only once it was (``added_flow``)."""
-        if (
-            self.limits is not None
-            and user_id is not None
-            and not self._flows.allows(user_id, self.clock())
-        ):
-            self.refusals["flows_per_user"] += 1
-            raise TooManyRequests("Too many new flows; wait a while before creating another.")
+        if self.limits is not None:
+            why = "Too many new flows; wait a while before creating another."
+            self._may(self._flows, user_id, "flows_per_user", why)
 
     def added_flow(self, user_id: int | None) -> None:
         if self.limits is not None and user_id is not None:
             self._flows.charge(user_id, self.clock())
+
+    def _may(self, allowance: Buckets[int], user_id: int | None, limit: str, why: str) -> None:
+        """Refuse (and count it) if ``user_id`` has spent ``allowance``; anonymous requests
+        pass, as they fail their authentication next."""
+        if user_id is not None and not allowance.allows(user_id, self.clock()):
+            self.refusals[limit] += 1
+            raise TooManyRequests(why)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
+from ..core.records import Attachment as Attachment  # the server's own: the same values
+from ..core.records import FlowType as FlowType
+
 Frame: TypeAlias = dict[str, Any]
-Attachment: TypeAlias = str | list[int]
-FlowType: TypeAlias = Literal["chat", "group", "channel"]
 
 _encoder = msgspec.json.Encoder()
 
