@@ -19,7 +19,7 @@ import trio
 
 from morelia_trio.core import commands
 from morelia_trio.core.records import Credentials, MessageContent
-from morelia_trio.core.state import State, apply
+from morelia_trio.core.state import State, apply, hash_token
 from morelia_trio.store import Job, _carry_out
 
 
@@ -45,7 +45,9 @@ def _state() -> tuple[State, Credentials]:
     event = commands.bootstrap(state, 1.8e9)
     assert event is not None
     apply(state, event)
-    registered = commands.register_user(state, "ann", "hash", None, None, "token", 1.8e9)
+    registered = commands.register_user(
+        state, "ann", "hash", None, None, hash_token("token"), 1.8e9
+    )
     apply(state, registered)
     return state, Credentials(registered.user.id, "token")
 

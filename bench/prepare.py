@@ -21,7 +21,7 @@ from morelia_trio.core import commands, snapshot_format
 from morelia_trio.core.events import AnyEvent
 from morelia_trio.core.journal_format import journal_name
 from morelia_trio.core.records import Credentials, MessageContent
-from morelia_trio.core.state import State, apply, capture
+from morelia_trio.core.state import State, apply, capture, hash_token
 from morelia_trio.persistence.files import write_atomic
 
 GENERAL_FLOW = 1
@@ -91,7 +91,9 @@ def build(
     users: list[tuple[int, str]] = []
     for n in range(chat_users):
         token = chat_token(n)
-        registered = commands.register_user(state, f"chat{n}", fake_hash, None, None, token, clock)
+        registered = commands.register_user(
+            state, f"chat{n}", fake_hash, None, None, hash_token(token), clock
+        )
         commit(registered)
         users.append((registered.user.id, token))
     logins: list[str] = []
@@ -99,13 +101,19 @@ def build(
         real_hash = _storm_hash()
         for n in range(storm_users):
             login = f"storm{n}"
-            commit(commands.register_user(state, login, real_hash, None, None, f"storm-{n}", clock))
+            commit(
+                commands.register_user(
+                    state, login, real_hash, None, None, hash_token(f"storm-{n}"), clock
+                )
+            )
             logins.append(login)
     subscribers: list[tuple[int, str]] = []
     own_chats: dict[int, int] = {}
     for n in range(fanout_users):
         token = fanout_token(n)
-        registered = commands.register_user(state, f"fan{n}", fake_hash, None, None, token, clock)
+        registered = commands.register_user(
+            state, f"fan{n}", fake_hash, None, None, hash_token(token), clock
+        )
         commit(registered)
         subscribers.append((registered.user.id, token))
     if fanout_users:

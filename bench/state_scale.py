@@ -22,7 +22,7 @@ from pathlib import Path
 from morelia_trio.core import commands, snapshot_format
 from morelia_trio.core.journal_format import encode_record, journal_name
 from morelia_trio.core.records import Credentials, MessageContent
-from morelia_trio.core.state import State, apply
+from morelia_trio.core.state import State, apply, hash_token
 from morelia_trio.core.state import capture as capture_state
 from morelia_trio.persistence.files import write_atomic
 from morelia_trio.persistence.recovery import recover
@@ -45,7 +45,13 @@ def build(users: int, messages: int) -> State:
     for n in range(users):
         token = f"token-{n}"
         registered = commands.register_user(
-            state, f"user{n}", "$argon2id$v=19$m=65536,t=3,p=4$" + "x" * 64, None, None, token, now
+            state,
+            f"user{n}",
+            "$argon2id$v=19$m=65536,t=3,p=4$" + "x" * 64,
+            None,
+            None,
+            hash_token(token),
+            now,
         )
         apply(state, registered)
         tokens.append((registered.user.id, token))

@@ -37,7 +37,7 @@ from .core.requests import (
     UserInfo,
 )
 from .core.sizes import REPLY_ENVELOPE
-from .core.state import State
+from .core.state import State, hash_token
 from .guard import Guard
 from .live import Subscriber
 from .metrics import Metrics
@@ -83,7 +83,7 @@ async def handle(
                 password_hash,
                 body.username,
                 body.email,
-                token,
+                hash_token(token),
                 ctx.clock(),
             )
             if request.dialect is Dialect.LIST:
@@ -94,7 +94,9 @@ async def handle(
             user_id, password_hash = await store.call(queries.find_login, body.login)
             await _check_password(ctx, address, user_id, password_hash, body.password)
             token = new_token()
-            await store.call(commands.open_session, user_id, password_hash, token, ctx.clock())
+            await store.call(
+                commands.open_session, user_id, password_hash, hash_token(token), ctx.clock()
+            )
             return Answer(Token(user_id, token))
         case UserInfo():
             listing = await store.call(queries.user_info, body.creds, body.others)

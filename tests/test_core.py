@@ -23,7 +23,14 @@ from morelia_trio.core.events import AnyEvent, MessageSent
 from morelia_trio.core.paging import Bounds
 from morelia_trio.core.records import Credentials, FlowType, MessageContent
 from morelia_trio.core.snapshot_format import decode, encode
-from morelia_trio.core.state import MAX_SESSIONS_PER_USER, State, apply, capture, restore
+from morelia_trio.core.state import (
+    MAX_SESSIONS_PER_USER,
+    State,
+    apply,
+    capture,
+    hash_token,
+    restore,
+)
 
 T0 = 1_800_000_000.0
 ANY = Bounds(1000, 10**9)
@@ -52,7 +59,7 @@ class Member(Credentials, frozen=True):
 
 def register(state: State, login: str, token: str | None = None) -> Member:
     token = token or f"{login}-token"
-    event = commands.register_user(state, login, f"hash-{login}", None, None, token, T0)
+    event = commands.register_user(state, login, f"hash-{login}", None, None, hash_token(token), T0)
     run(state, event)
     return Member(event.user.id, token)
 
@@ -93,14 +100,14 @@ def test_a_login_is_taken_in_every_case_and_form() -> None:
     register(state, "Ann")
     for taken in ("Ann", "ann", "ANN"):
         with pytest.raises(Conflict):
-            commands.register_user(state, taken, "h", None, None, "t", T0)
+            commands.register_user(state, taken, "h", None, None, hash_token("t"), T0)
 
 
 def test_no_user_beyond_the_largest_id() -> None:
     state = new_state()
     state.next_user_id = commands.MAX_ISSUED_ID + 1
     with pytest.raises(Conflict):
-        commands.register_user(state, "ann", "h", None, None, "t", T0)
+        commands.register_user(state, "ann", "h", None, None, hash_token("t"), T0)
 
 
 def test_authenticate_needs_id_and_the_right_token() -> None:
@@ -129,7 +136,7 @@ def test_find_login_as_registered_or_by_its_form() -> None:
 def test_open_session_adds_a_token_and_keeps_the_old_ones() -> None:
     state = new_state()
     ann = register(state, "ann")
-    run(state, commands.open_session(state, ann.user_id, "hash-ann", "second", T0))
+    run(state, commands.open_session(state, ann.user_id, "hash-ann", hash_token("second"), T0))
     assert state.authenticate(Credentials(ann.user_id, "second")) == ann.user_id
     assert state.authenticate(ann) == ann.user_id
 
@@ -138,7 +145,7 @@ def test_the_oldest_session_ends_past_the_cap() -> None:
     state = new_state()
     ann = register(state, "ann")
     for n in range(MAX_SESSIONS_PER_USER):
-        run(state, commands.open_session(state, ann.user_id, "hash-ann", f"t{n}", T0))
+        run(state, commands.open_session(state, ann.user_id, "hash-ann", hash_token(f"t{n}"), T0))
     with pytest.raises(Unauthorized):
         state.authenticate(ann)
     assert state.authenticate(Credentials(ann.user_id, "t0")) == ann.user_id
@@ -148,7 +155,7 @@ def test_a_session_is_refused_for_an_account_that_changed_meanwhile() -> None:
     state = new_state()
     ann = register(state, "ann")
     with pytest.raises(NotFound):
-        commands.open_session(state, ann.user_id, "another hash", "t", T0)
+        commands.open_session(state, ann.user_id, "another hash", hash_token("t"), T0)
     with pytest.raises(NotFound):
         commands.delete_user(state, ann.user_id, "another hash", T0)
 

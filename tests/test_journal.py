@@ -35,7 +35,7 @@ from morelia_trio.core.journal_format import (
 from morelia_trio.core.paging import Bounds
 from morelia_trio.core.records import Credentials, MessageContent
 from morelia_trio.core.snapshot_format import SNAPSHOT_FORMAT
-from morelia_trio.core.state import State, apply, capture, restore
+from morelia_trio.core.state import State, apply, capture, hash_token, restore
 from morelia_trio.persistence import snapshots
 from morelia_trio.persistence.files import write_atomic
 from morelia_trio.persistence.recovery import recover
@@ -65,9 +65,13 @@ def make_events(messages: int = 9) -> list[AnyEvent]:
         events.append(event)
 
     run(commands.bootstrap(state, now()))
-    run(commands.register_user(state, "ann", "hash-ann", "Ann", "ann@example.org", "ann-1", now()))
-    run(commands.register_user(state, "bob", "hash-bob", None, None, "bob-1", now()))
-    run(commands.open_session(state, 1, "hash-ann", "ann-2", now()))
+    run(
+        commands.register_user(
+            state, "ann", "hash-ann", "Ann", "ann@example.org", hash_token("ann-1"), now()
+        )
+    )
+    run(commands.register_user(state, "bob", "hash-bob", None, None, hash_token("bob-1"), now()))
+    run(commands.open_session(state, 1, "hash-ann", hash_token("ann-2"), now()))
     ann, bob = Credentials(1, "ann-1"), Credentials(2, "bob-1")
     run(commands.add_flow(state, ann, "chat", "ann & bob", None, [1, 2], now()))
     run(commands.add_flow(state, bob, "group", "Bob's group", "about things", [], now()))
@@ -82,9 +86,9 @@ def make_events(messages: int = 9) -> list[AnyEvent]:
         run(commands.send_message(state, author, n % 3 + 1, new, now()))
     run(commands.edit_message(state, ann, 1, None, "message 0, edited", now()))
     run(commands.delete_message(state, bob, 2, None, now()))
-    run(commands.register_user(state, "cid", "hash-cid", "Cid", None, "cid-1", now()))
+    run(commands.register_user(state, "cid", "hash-cid", "Cid", None, hash_token("cid-1"), now()))
     run(commands.delete_user(state, 3, "hash-cid", now()))
-    run(commands.open_session(state, 2, "hash-bob", "bob-2", now()))
+    run(commands.open_session(state, 2, "hash-bob", hash_token("bob-2"), now()))
     return events
 
 

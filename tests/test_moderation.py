@@ -13,7 +13,7 @@ from morelia_trio.core import commands
 from morelia_trio.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from morelia_trio.core.events import AdminChanged, AnyEvent, SuspensionChanged
 from morelia_trio.core.snapshot_format import HEADER, MAGIC, decode, encode
-from morelia_trio.core.state import apply, capture, restore
+from morelia_trio.core.state import apply, capture, hash_token, restore
 from tests.test_core import GENERAL, T0, flow, new_state, register, run, send
 
 
@@ -83,12 +83,12 @@ def test_a_suspension_ends_sessions_refuses_logins_and_keeps_messages() -> None:
     with pytest.raises(Unauthorized):
         state.authenticate(ann)
     with pytest.raises(Forbidden, match="this account is suspended"):
-        commands.open_session(state, ann.user_id, "hash-ann", "new-token", T0)
+        commands.open_session(state, ann.user_id, "hash-ann", hash_token("new-token"), T0)
     assert state.messages[kept].author_id == ann.user_id
     run(state, commands.set_suspended(state, ann.user_id, False, T0))
     with pytest.raises(Unauthorized):  # old tokens stay ended
         state.authenticate(ann)
-    run(state, commands.open_session(state, ann.user_id, "hash-ann", "new-token", T0))
+    run(state, commands.open_session(state, ann.user_id, "hash-ann", hash_token("new-token"), T0))
     assert state.authenticate(msgspec.structs.replace(ann, token="new-token")) == ann.user_id
 
 

@@ -3,7 +3,7 @@
 Decide-then-apply: a command raises a MoreliaError, before any change, when the request is
 not allowed; otherwise the owner journals the event it returns and ``state.apply`` carries it
 out. The journal stores the same events, so replay runs exactly the code that ran live.
-Times and tokens come in as arguments.
+Times and token digests come in as arguments.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from .events import (
     UserDeleted,
     UserRegistered,
 )
-from .records import Credentials, Flow, FlowType, Message, MessageContent, User
+from .records import Credentials, Flow, FlowType, Message, MessageContent, SessionProof, User
 from .sizes import json_size, message_content
-from .state import State, hash_token
+from .state import State
 
 GENERAL_TITLE = "General"
 MAX_ISSUED_ID = 2**31 - 1  # ids the server hands out (a client's schema may hold them in 32 bits)
@@ -51,7 +51,7 @@ def register_user(
     password_hash: str,
     username: str | None,
     email: str | None,
-    token: str,
+    token_hash: bytes,
     now: float,
 ) -> UserRegistered:
     canonical = canonical_login(login)  # every login registered is indexed by its form
@@ -68,16 +68,16 @@ def register_user(
         email=email,
         time=time,
     )
-    return UserRegistered(time=time, user=user, token_hash=hash_token(token))
+    return UserRegistered(time=time, user=user, token_hash=token_hash)
 
 
 def open_session(
-    state: State, user_id: int, password_hash: str, token: str, now: float
+    state: State, user_id: int, password_hash: str, token_hash: bytes, now: float
 ) -> SessionOpened:
     _check_unchanged(state, user_id, password_hash)
     if user_id in state.suspended:  # after the password check: no one else learns of it
         raise Forbidden(SUSPENDED)
-    return SessionOpened(time=state.now(now), user_id=user_id, token_hash=hash_token(token))
+    return SessionOpened(time=state.now(now), user_id=user_id, token_hash=token_hash)
 
 
 def delete_user(state: State, user_id: int, password_hash: str, now: float) -> UserDeleted:
@@ -95,7 +95,7 @@ def _check_unchanged(state: State, user_id: int, password_hash: str) -> None:
 
 def add_flow(
     state: State,
-    creds: Credentials,
+    creds: Credentials | SessionProof,
     flow_type: FlowType,
     title: str,
     info: str | None,
@@ -132,7 +132,7 @@ def add_flow(
 
 def send_message(
     state: State,
-    creds: Credentials,
+    creds: Credentials | SessionProof,
     flow_id: int,
     new: MessageContent,
     now: float,
@@ -175,7 +175,7 @@ def _check_quota(state: State, author: int, more: int, quota: int) -> None:
 
 
 def _visible_message(
-    state: State, creds: Credentials, message_id: int, flow_id: int | None
+    state: State, creds: Credentials | SessionProof, message_id: int, flow_id: int | None
 ) -> tuple[int, Message]:
     user_id = state.authenticate(creds)
     message = state.visible_message(message_id, user_id)
@@ -184,7 +184,9 @@ def _visible_message(
     return user_id, message
 
 
-def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int | None) -> Message:
+def _own_message(
+    state: State, creds: Credentials | SessionProof, message_id: int, flow_id: int | None
+) -> Message:
     user_id, message = _visible_message(state, creds, message_id, flow_id)
     if message.author_id != user_id:
         raise Forbidden("Only the author of a message may change it.")
@@ -193,7 +195,7 @@ def _own_message(state: State, creds: Credentials, message_id: int, flow_id: int
 
 def edit_message(
     state: State,
-    creds: Credentials,
+    creds: Credentials | SessionProof,
     message_id: int,
     flow_id: int | None,
     text: str,
@@ -207,7 +209,11 @@ def edit_message(
 
 
 def delete_message(
-    state: State, creds: Credentials, message_id: int, flow_id: int | None, now: float
+    state: State,
+    creds: Credentials | SessionProof,
+    message_id: int,
+    flow_id: int | None,
+    now: float,
 ) -> MessageDeleted:
     user_id, message = _visible_message(state, creds, message_id, flow_id)
     if not may_moderate(state, user_id, message):

@@ -81,3 +81,11 @@ class Credentials(msgspec.Struct, frozen=True):
 
     user_id: int | None
     token: str | None
+
+
+class SessionProof(msgspec.Struct, frozen=True, array_like=True):
+    """Credentials as a shared log carries them (``shared_commands``): the token's SHA-256
+    digest, which the state keeps anyway, never the token itself."""
+
+    user_id: int | None
+    token_hash: bytes | None

@@ -29,7 +29,7 @@ from .events import (
     UserDeleted,
     UserRegistered,
 )
-from .records import Credentials, Flow, Message, User
+from .records import Credentials, Flow, Message, SessionProof, User
 from .sizes import message_content
 from .snapshot_format import Captured, Stored
 
@@ -89,11 +89,17 @@ class State:
 
     # --- sessions -----------------------------------------------------------------------
 
-    def authenticate(self, creds: Credentials) -> int:
+    def authenticate(self, creds: Credentials | SessionProof) -> int:
         """Return the user id the credentials prove, or raise Unauthorized."""
-        if creds.user_id is None or not creds.token:
-            raise Unauthorized("This request needs your user id and auth_id.")
-        owner = self.sessions.get(hash_token(creds.token))
+        if isinstance(creds, SessionProof):  # a command from a shared log
+            if creds.user_id is None or creds.token_hash is None:
+                raise Unauthorized("This request needs your user id and auth_id.")
+            digest = creds.token_hash
+        else:
+            if creds.user_id is None or not creds.token:
+                raise Unauthorized("This request needs your user id and auth_id.")
+            digest = hash_token(creds.token)
+        owner = self.sessions.get(digest)
         if owner is None or owner != creds.user_id:
             raise Unauthorized("The auth_id is not valid for this user; log in again.")
         return owner
