@@ -107,6 +107,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="the certificate's private key, PEM (default: in the --certfile)",
     )
     run.add_argument(
+        "--event-log",
+        metavar="URL",
+        help="share one state with other servers through NATS JetStream: "
+        "nats://HOST:PORT[,HOST:PORT...]/STREAM, or tls://... (none: the local journal)",
+    )
+    run.add_argument(
+        "--event-log-replicas",
+        type=int,
+        metavar="N",
+        help=f"replicas of the stream when this server creates it ({defaults.event_log_replicas})",
+    )
+    run.add_argument(
+        "--event-log-credentials",
+        type=Path,
+        metavar="PATH",
+        help="a NATS credentials file (.creds) to connect with",
+    )
+    run.add_argument(
+        "--event-log-ca",
+        type=Path,
+        metavar="PATH",
+        help="the CA certificate (PEM) of the NATS servers, for TLS",
+    )
+    run.add_argument(
+        "--event-log-keep",
+        type=int,
+        metavar="RECORDS",
+        help="records the stream holds past its newest snapshot before one is stored there "
+        f"and they are purged ({defaults.event_log_keep})",
+    )
+    run.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS",

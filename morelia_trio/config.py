@@ -182,3 +182,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     metrics_host: str | None = None
     metrics_port: int | None = None
     autobahn_echo: bool = False  # also echo frames at /echo: WebSocket conformance tests only
+    # Several servers sharing one state: nats://HOST:PORT[,HOST:PORT...]/STREAM (a
+    # password may be in it). None: this server's own journal in data_dir.
+    event_log: Annotated[str | None, SECRET] = None
+    event_log_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1  # created with; 3 in a cluster
+    event_log_credentials: Path | None = None  # a NATS .creds file (JWT and NKey seed)
+    event_log_ca: Path | None = None  # the CA that signed the NATS servers' certificates
+    # records the stream holds past its newest snapshot before a server stores a new one
+    # there and purges them
+    event_log_keep: Annotated[int, msgspec.Meta(ge=1)] = 100_000

@@ -10,6 +10,7 @@ port.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Final
@@ -41,12 +42,18 @@ async def healthz(ctx: Context) -> Reply:
 
 
 async def readyz(ctx: Context) -> Reply:
-    """Ready: changes are stored. Not while the journal is degraded or has failed."""
+    """Ready: changes are stored. Not while the journal is degraded or has failed, nor
+    while a shared event log cannot be reached."""
     log = ctx.store.event_log
     if log.failure is not None:
         return Reply(503, b"not ready: the journal failed; the server is stopping\n")
-    if log.degraded is not None:
-        return Reply(503, b"not ready: the disk is full; changes are refused until there is room\n")
+    degraded = log.degraded
+    if degraded is not None:
+        if degraded.errno in (errno.ENOSPC, errno.EDQUOT):
+            return Reply(
+                503, b"not ready: the disk is full; changes are refused until there is room\n"
+            )
+        return Reply(503, f"not ready: {degraded}; changes are refused until it is back\n".encode())
     return Reply(200, b"ready\n")
 
 

@@ -86,68 +86,83 @@ async def serve(
 async def _serve_locked(
     config: Config, tls: Certificates | None, task_status: trio.TaskStatus[Running]
 ) -> None:
+    if config.event_log is not None:  # one of several servers sharing a stream
+        from .cluster.serving import shared_store  # nats-py loads only for those
+
+        async with shared_store(config) as store, trio.open_nursery() as nursery:
+            await _serve_with(store, config, tls, nursery, task_status)
+        return
     state, event_log = await open_local(config.data_dir, config.fsync, config.fsync_batch_ms / 1000)
-    abuse = config.abuse
-    if abuse is None:
-        log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
-    workers = usable_cores() if config.hash_workers is None else config.hash_workers
-    passwords = Passwords(config.argon2, workers, abuse.hash_queue if abuse else None)
     orderly = True
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(event_log.run)
-            store: Store = await nursery.start(run_store, state, event_log)
-            await store.call(commands.bootstrap, time.time())
-            await nursery.start(serve_admin, config.data_dir, store)  # the operator's tool
+            store = await nursery.start(run_store, state, event_log)
             if math.isfinite(config.snapshot_interval):
                 nursery.start_soon(
                     snapshot_forever, store.capture, event_log, config.snapshot_interval
                 )
-            ctx = Context(
-                store=store,
-                passwords=passwords,
-                limits=config.limits,
-                guard=Guard(abuse),
-                timeouts=config.timeouts,
-            )
-            ctx.metrics.watch(ctx.guard, store, passwords)
-            event_log.observer = ctx.metrics
-            watchdog = Watchdog(config.timeouts)
-            nursery.start_soon(watchdog.run)
-            # Before listening: a worker's start (a spawn and its imports) would otherwise
-            # slow the first requests several times over.
-            await passwords.start_workers()
-            websocket = partial(
-                serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo
-            )
-            apart = config.metrics_port is not None  # /metrics on a listener of its own
-            routes = endpoints.WITHOUT_METRICS if apart else endpoints.ROUTES
-            listener = Listener(
-                ctx,
-                websocket,
-                max_message_size=config.limits.max_frame_bytes,
-                tls=tls,
-                proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
-                routes=routes,
-            )
-            port = await _listen(nursery, listener, config.host, config.port)
-            metrics_port, metrics_host = port, config.host
-            if config.metrics_port is not None:
-                metrics_host = config.metrics_host or config.host
-                alone = Listener(ctx, None, max_message_size=0, routes=endpoints.METRICS_ROUTES)
-                metrics_port = await _listen(nursery, alone, metrics_host, config.metrics_port)
-            running = Running(config.host, port, store, ctx, metrics_port, metrics_host, tls)
-            if config.autobahn_echo:
-                log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
-            log.info("Serving MoreliaTalk on %s", running.url)
-            log.info("Chat in a browser at %s (and /healthz, /readyz)", running.http_url)
-            log.info("Metrics on %s", running.metrics_url)
-            task_status.started(running)
+            await _serve_with(store, config, tls, nursery, task_status)
     except BaseException as exc:
         orderly = _is_shutdown(exc)
         raise
     finally:
         await final_snapshot(event_log, state, orderly)  # every task has exited
+
+
+async def _serve_with(
+    store: Store,
+    config: Config,
+    tls: Certificates | None,
+    nursery: trio.Nursery,
+    task_status: trio.TaskStatus[Running],
+) -> None:
+    """Everything above the store: the admin socket, the listeners, the watchdog."""
+    abuse = config.abuse
+    if abuse is None:
+        log.warning("Abuse limits are off (--no-limits): for benchmarks and tests only")
+    workers = usable_cores() if config.hash_workers is None else config.hash_workers
+    passwords = Passwords(config.argon2, workers, abuse.hash_queue if abuse else None)
+    await store.call(commands.bootstrap, time.time())
+    await nursery.start(serve_admin, config.data_dir, store)  # the operator's tool
+    ctx = Context(
+        store=store,
+        passwords=passwords,
+        limits=config.limits,
+        guard=Guard(abuse),
+        timeouts=config.timeouts,
+    )
+    ctx.metrics.watch(ctx.guard, store, passwords)
+    store.event_log.observer = ctx.metrics
+    watchdog = Watchdog(config.timeouts)
+    nursery.start_soon(watchdog.run)
+    # Before listening: a worker's start (a spawn and its imports) would otherwise
+    # slow the first requests several times over.
+    await passwords.start_workers()
+    websocket = partial(serve_connection, ctx=ctx, watchdog=watchdog, echo=config.autobahn_echo)
+    apart = config.metrics_port is not None  # /metrics on a listener of its own
+    routes = endpoints.WITHOUT_METRICS if apart else endpoints.ROUTES
+    listener = Listener(
+        ctx,
+        websocket,
+        max_message_size=config.limits.max_frame_bytes,
+        tls=tls,
+        proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
+        routes=routes,
+    )
+    port = await _listen(nursery, listener, config.host, config.port)
+    metrics_port, metrics_host = port, config.host
+    if config.metrics_port is not None:
+        metrics_host = config.metrics_host or config.host
+        alone = Listener(ctx, None, max_message_size=0, routes=endpoints.METRICS_ROUTES)
+        metrics_port = await _listen(nursery, alone, metrics_host, config.metrics_port)
+    running = Running(config.host, port, store, ctx, metrics_port, metrics_host, tls)
+    if config.autobahn_echo:
+        log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
+    log.info("Serving MoreliaTalk on %s", running.url)
+    log.info("Chat in a browser at %s (and /healthz, /readyz)", running.http_url)
+    log.info("Metrics on %s", running.metrics_url)
+    task_status.started(running)
 
 
 async def _listen(nursery: trio.Nursery, listener: Listener, host: str, port: int) -> int:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 import msgspec.inspect
 
+from .cluster.address import parse_event_log
 from .config import AbuseLimits, Config, Limits, Rate, Timeouts
 from .proxies import parse_networks
 
@@ -280,6 +281,11 @@ def _check(
         parse_networks(config.trusted_proxy)
     except ValueError as exc:
         raise SettingError(f"{name(('trusted_proxy',))}: {exc}") from None
+    if config.event_log is not None:
+        try:
+            parse_event_log(config.event_log)
+        except ValueError as exc:
+            raise SettingError(f"{name(('event_log',))}: {exc}") from None
     return config
 
 

@@ -31,7 +31,7 @@ from .core.events import AnyEvent, Event
 from .core.snapshot_format import Captured
 from .core.state import State, apply, capture
 from .live import Publisher
-from .persistence.port import EventLog, StorageFailed, refused
+from .persistence.port import EventLog, LogHealth, StorageFailed, refused
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Statistics(msgspec.Struct, frozen=True):
 class Store:
     """The callers' handle on the state owner."""
 
-    def __init__(self, send: trio.MemorySendChannel[Job[Any]], event_log: EventLog) -> None:
+    def __init__(self, send: trio.MemorySendChannel[Job[Any]], event_log: LogHealth) -> None:
         self._send = send
         self.event_log = event_log
         self.publisher = Publisher()  # live updates: the owner tells it of each change

@@ -53,25 +53,10 @@ class Unobserved:
         pass
 
 
-class EventLog(Protocol):
-    """Events in sequence-number order, durable before anyone hears of them.
+class LogHealth(Protocol):
+    """What the rest of the server reads of a log: its statistics and its health."""
 
-    Promises every implementation keeps:
-
-    - **Order.** ``append`` hands out consecutive sequence numbers; replay applies events in
-      exactly that order, and a result is delivered only after every record before it is
-      durable too (answers are released in sequence order).
-    - **Durability before the answer.** ``deliver`` and ``rotate`` give a caller its result
-      only once the records it could have seen are as durable as the log's mode promises
-      (local files: fsynced, or written for "batch"; a replicated log: acknowledged by it).
-    - **Failure.** A fatal error ends ``run`` with StorageFailed: the server stops, every
-      waiting caller hears 503 (``refused``), and nothing unacknowledged is reported stored.
-    - **Degraded.** When the log cannot store changes for now (a full disk; a log that lost
-      its quorum) it refuses appends with 503 but serves on, letting one change through as a
-      probe now and then (``take_probe``). Records it could not store are dropped, and
-      ``appended`` goes back to the last stored one; the owner then rebuilds its state with
-      ``replay``, since it applied events the log does not hold.
-    """
+    observer: StorageObserver  # the metrics hear of its writes
 
     @property
     def appended(self) -> int:
@@ -92,6 +77,27 @@ class EventLog(Protocol):
     def degraded(self) -> OSError | None:
         """Why the log refuses changes for now (a full disk), or None while it takes them."""
         ...
+
+
+class EventLog(LogHealth, Protocol):
+    """Events in sequence-number order, durable before anyone hears of them.
+
+    Promises every implementation keeps:
+
+    - **Order.** ``append`` hands out consecutive sequence numbers; replay applies events in
+      exactly that order, and a result is delivered only after every record before it is
+      durable too (answers are released in sequence order).
+    - **Durability before the answer.** ``deliver`` and ``rotate`` give a caller its result
+      only once the records it could have seen are as durable as the log's mode promises
+      (local files: fsynced, or written for "batch"; a replicated log: acknowledged by it).
+    - **Failure.** A fatal error ends ``run`` with StorageFailed: the server stops, every
+      waiting caller hears 503 (``refused``), and nothing unacknowledged is reported stored.
+    - **Degraded.** When the log cannot store changes for now (a full disk; a log that lost
+      its quorum) it refuses appends with 503 but serves on, letting one change through as a
+      probe now and then (``take_probe``). Records it could not store are dropped, and
+      ``appended`` goes back to the last stored one; the owner then rebuilds its state with
+      ``replay``, since it applied events the log does not hold.
+    """
 
     def append(self, event: AnyEvent, *, probe: bool = False) -> int:
         """Queue ``event`` after every event appended before it; return its sequence number.

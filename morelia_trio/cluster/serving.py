@@ -1,0 +1,170 @@
+"""Start, run and stop one server of those sharing a stream (``serve --event-log``).
+
+Start: connect, check that the data directory belongs to this stream, load its own
+snapshot, or the stream's newest when the records after its own were purged, then read the
+stream to its end before serving. Run: the owner (``node``), plus a snapshot now and then:
+in the data directory for a quick restart, and in the stream's bucket once enough records
+follow the last one there, after which those records are purged (the stream stays
+bounded). Stop: a last snapshot in the data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from ..config import Config
+from ..core.snapshot_format import Captured, decode, encode
+from ..core.state import State, capture, restore
+from ..persistence.port import StorageFailed
+from ..persistence.recovery import recover
+from ..store import Store
+from .address import parse_event_log
+from .bridge import AsyncioThread
+from .node import SharedLog, check_identity, run_shared_store, write_local_snapshot
+from .stream import Listener, SharedStream
+
+log = logging.getLogger(__name__)
+
+
+class EventLogUnreachable(OSError):
+    """The shared log could not be reached at start-up (one line for the operator)."""
+
+
+@asynccontextmanager
+async def shared_store(config: Config) -> AsyncIterator[Store]:
+    """The owner of this server's copy of the shared state, caught up, until the block ends.
+
+    Raises:
+        EventLogUnreachable: no connection to the log at start-up.
+        StorageFailed: the data directory or the stream cannot give a consistent state.
+    """
+    assert config.event_log is not None
+    address = parse_event_log(config.event_log)
+    directory = config.data_dir
+    bridge = AsyncioThread("event-log")
+    bridge.start()
+    stream = SharedStream(
+        address,
+        bridge,
+        Listener(lambda _: None, lambda *_: None, lambda _: None),
+        replicas=config.event_log_replicas,
+        credentials=None
+        if config.event_log_credentials is None
+        else str(config.event_log_credentials),
+        ca_file=None if config.event_log_ca is None else str(config.event_log_ca),
+        name=f"morelia-trio {directory}",
+    )
+    try:
+        try:
+            with trio.fail_after(10):
+                created = await stream.open()
+        except (Exception, trio.TooSlowError) as exc:
+            raise EventLogUnreachable(
+                f"cannot use the event log {address.redacted}: {type(exc).__name__} {exc}"
+            ) from None
+        check_identity(directory, address.stream, created)
+        state = await _starting_state(stream, directory)
+        shared = SharedLog(state)
+        async with trio.open_nursery() as nursery:
+            store, _ = await nursery.start(run_shared_store, state, stream, shared)
+            await store.call(_caught_up)
+            log.info("Serving the stream %s from record %d", address.redacted, state.seq)
+            if math.isfinite(config.snapshot_interval):
+                nursery.start_soon(
+                    _snapshot_forever,
+                    store,
+                    stream,
+                    directory,
+                    config.snapshot_interval,
+                    config.event_log_keep,
+                )
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            await _final_snapshot(state, directory)
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                with trio.move_on_after(2):
+                    await stream.close()
+            except Exception as exc:
+                log.debug("Closing the event log: %s", exc)
+            await trio.to_thread.run_sync(bridge.close)
+
+
+def _caught_up(state: State) -> int:
+    """A read: answered once this server has applied every record stored before it."""
+    return state.seq
+
+
+async def _starting_state(stream: SharedStream, directory: Path) -> State:
+    state, _ = await trio.to_thread.run_sync(recover, directory)
+    first, last = await stream.last_seq()
+    if state.seq > last:
+        raise StorageFailed(
+            f"{directory} holds record {state.seq}, but the event log ends at record {last}: "
+            "the log lost records (start this server from an empty data directory)"
+        )
+    if last and state.seq + 1 < first:  # purged past this snapshot: take the stream's
+        newest = await stream.newest_snapshot()
+        if newest is None or newest[0] + 1 < first:
+            raise StorageFailed(
+                f"the event log starts at record {first} and holds no snapshot that covers "
+                "the records before it"
+            )
+        seq, data = newest
+        state = await trio.to_thread.run_sync(
+            lambda: restore(decode(data, Path(f"{stream.address.snapshots}/{seq}")))
+        )
+        log.info("Starting from the event log's snapshot at record %d", seq)
+    return state
+
+
+async def _snapshot_forever(
+    store: Store, stream: SharedStream, directory: Path, interval: float, keep: int
+) -> None:
+    """A local snapshot every ``interval`` while anything changed; the stream's own once
+    ``keep`` records follow the last one kept there."""
+    last = kept = store.event_log.appended
+    while True:
+        await trio.sleep(interval)
+        if store.event_log.appended == last:
+            continue
+        captured = await store.capture()
+        try:
+            await write_local_snapshot(captured, directory)
+        except OSError as exc:  # the stream holds every change: nothing is lost
+            log.error("Snapshot at record %d failed: %s", captured.seq, exc)
+        last = captured.seq
+        if captured.seq - kept < keep:
+            continue
+        try:
+            data = await trio.to_thread.run_sync(_encoded, captured)
+            purged = await stream.keep_snapshot(captured.seq, data)
+        except Exception as exc:  # the stream keeps its records: try again later
+            log.error("Snapshot at record %d not kept in the event log: %s", captured.seq, exc)
+            continue
+        kept = captured.seq
+        log.info("Event log snapshot at record %d; %d records purged", kept, purged)
+
+
+def _encoded(captured: Captured) -> bytes:
+    return encode(captured, time.time(), journal_follows=False)
+
+
+async def _final_snapshot(state: State, directory: Path) -> None:
+    try:
+        size = await write_local_snapshot(capture(state), directory)
+    except OSError as exc:
+        log.error("Final snapshot at record %d failed: %s", state.seq, exc)
+    else:
+        log.info("Final snapshot written at record %d (%d bytes)", state.seq, size)
