@@ -14,7 +14,7 @@ import trio
 from morelia_trio import Running
 from tests.wire import Client, open_client
 
-pytest_plugins = ["morelia_trio.testing", "tests.nats"]
+pytest_plugins = ["morelia_trio.testing", "tests.nats", "tests.cluster"]
 
 Frame = dict[str, Any]
 
