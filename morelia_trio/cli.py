@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the CA certificate (PEM) of the NATS servers, for TLS",
     )
     run.add_argument(
+        "--event-log-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long a change may wait for the event log (while it elects a new leader), "
+        f"then 503 ({defaults.event_log_timeout})",
+    )
+    run.add_argument(
         "--event-log-keep",
         type=int,
         metavar="RECORDS",

@@ -188,6 +188,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     event_log_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1  # created with; 3 in a cluster
     event_log_credentials: Path | None = None  # a NATS .creds file (JWT and NKey seed)
     event_log_ca: Path | None = None  # the CA that signed the NATS servers' certificates
+    # seconds a change may wait for the stream (electing a new leader takes up to ~10),
+    # then 503
+    event_log_timeout: Annotated[float, msgspec.Meta(gt=0, le=100)] = 15.0
     # records the stream holds past its newest snapshot before a server stores a new one
     # there and purges them
     event_log_keep: Annotated[int, msgspec.Meta(ge=1)] = 100_000

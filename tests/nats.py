@@ -60,8 +60,10 @@ class NatsServer:
         cluster_name: str | None = None,
         cluster_port: int | None = None,
         routes: tuple[str, ...] = (),
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.binary = binary
+        self.extra = extra  # more options: --user and --pass, --tls and its files
         self.directory = directory
         self.name = name
         self.port = free_port()
@@ -101,7 +103,7 @@ class NatsServer:
             assert self.cluster_name is not None
             command += ["--cluster_name", self.cluster_name, "--cluster", self.route_url]
             command += ["--routes", ",".join(self.routes)]
-        return command
+        return command + list(self.extra)
 
     @property
     def running(self) -> bool:

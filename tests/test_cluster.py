@@ -1,9 +1,81 @@
-"""Several servers sharing one state through a real nats-server's JetStream stream."""
+"""Several servers sharing one state through a real nats-server's JetStream stream.
+
+Each test starts real nats-server processes (tests/nats.py) and servers in-process
+(tests/cluster.py), and speaks to them through real WebSockets.
+"""
 
 from __future__ import annotations
 
-from tests.cluster import Nodes
-from tests.wire import open_client
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+import pytest
+import trio
+import trustme
+
+from morelia_trio.cluster.serving import EventLogUnreachable
+from morelia_trio.config import Config
+from morelia_trio.persistence.port import StorageFailed
+from morelia_trio.server import serve
+from tests.cluster import Nodes, event_log_url
+from tests.nats import NatsCluster, NatsServer
+from tests.test_http import exchange, get
+from tests.test_live import items, pushed, subscribe
+from tests.wire import Client, RequestFailed, open_client
+
+Frame = dict[str, Any]
+
+
+async def in_asyncio(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run nats-py (asyncio) from a trio test: in a thread of its own."""
+
+    async def main() -> Any:
+        return await make()
+
+    return await trio.to_thread.run_sync(asyncio.run, main())
+
+
+async def stream_records(url: str, stream: str) -> tuple[int, list[bytes]]:
+    """The stream's first sequence number and every record it holds, raw."""
+
+    async def read() -> tuple[int, list[bytes]]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(stream)
+            records = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                records.append((await js.get_msg(stream, seq)).data or b"")
+            return info.state.first_seq, records
+        finally:
+            await nc.close()
+
+    result: tuple[int, list[bytes]] = await in_asyncio(read)
+    return result
+
+
+async def stream_leader(url: str, stream: str) -> str:
+    async def ask() -> str:
+        nc = await nats.connect(url)
+        try:
+            info = await nc.jetstream().stream_info(stream)
+            assert info.cluster is not None and info.cluster.leader is not None
+            return info.cluster.leader
+        finally:
+            await nc.close()
+
+    leader: str = await in_asyncio(ask)
+    return leader
+
+
+async def general(client: Client) -> str:
+    [flow] = [flow for flow in await client.flows() if flow["title"] == "General"]
+    return str(flow["id"])
 
 
 async def test_a_user_registered_on_one_server_logs_in_and_talks_on_another(
@@ -12,9 +84,301 @@ async def test_a_user_registered_on_one_server_logs_in_and_talks_on_another(
     a, b = await nodes.add(), await nodes.add()
     async with open_client(a.url) as on_a, open_client(b.url) as on_b:
         user_id = await on_a.register("ann", "ann-password")
-        assert await on_b.login("ann", "ann-password")
-        [general] = await on_b.flows()
-        sent = await on_b.send(general["id"], "hello from b")
-        [seen] = await on_a.messages(general["id"])
+        assert await on_b.login("ann", "ann-password") == user_id
+        sent = await on_b.send(await general(on_b), "hello from b")
+        [seen] = await on_a.messages(await general(on_a))
         assert seen["id"] == sent["id"] and seen["text"] == "hello from b"
-        assert seen["from_user"] == str(user_id)
+        assert seen["from_user"] == user_id
+        # A token issued by one server is good on the other.
+        on_b.user_id, on_b.token = on_a.user_id, on_a.token
+        await on_b.ping()
+
+
+async def test_every_write_is_read_at_once_through_any_server(deadline: None, nodes: Nodes) -> None:
+    """Read your writes across servers: a read waits for what the stream held when it came."""
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        await on_a.register("ann", "ann-password")
+        on_b.user_id, on_b.token = on_a.user_id, on_a.token
+        flow = await general(on_a)
+        for n in range(40):
+            writer, reader = (on_a, on_b) if n % 2 else (on_b, on_a)
+            sent = await writer.send(flow, f"message {n}")
+            texts = [m["text"] for m in await reader.messages(flow)]
+            assert texts[-1] == f"message {n}" and len(texts) == n + 1, sent
+
+
+async def test_a_subscriber_on_one_server_hears_changes_made_on_another(
+    deadline: None, nodes: Nodes
+) -> None:
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        await on_a.register("ann", "ann-password")
+        await on_b.register("bob", "bob-password")
+        await subscribe(on_b)
+        await on_a.send(await general(on_a), "live across servers")
+        assert items(await pushed(on_b)) == [("message", "live across servers")]
+
+
+async def register_into(
+    outcomes: dict[str, str | int], client: Client, name: str, login: str
+) -> None:
+    """Register ``login``; note the user id, or the error code."""
+    try:
+        outcomes[name] = await client.register(login, f"{name}-password")
+    except RequestFailed as failed:
+        outcomes[name] = failed.code
+
+
+async def send_or_code(client: Client, flow: str, text: str) -> int:
+    try:
+        await client.send(flow, text)
+    except RequestFailed as failed:
+        return failed.code
+    return 200
+
+
+async def test_two_servers_racing_for_one_login_agree_that_exactly_one_won(
+    deadline: None, nodes: Nodes
+) -> None:
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        for n in range(25):
+            login = f"racer{n}"
+            outcomes: dict[str, str | int] = {}
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(register_into, outcomes, on_a, "a", login)
+                nursery.start_soon(register_into, outcomes, on_b, "b", login)
+            assert list(outcomes.values()).count(409) == 1, outcomes
+            [winner] = [name for name, value in outcomes.items() if value != 409]
+            # Both servers know the winner by the same id and password.
+            for client in (on_a, on_b):
+                async with open_client(a.url if client is on_a else b.url) as fresh:
+                    assert await fresh.login(login, f"{winner}-password") == outcomes[winner]
+
+
+async def test_edits_racing_deletes_end_the_same_on_every_server(
+    deadline: None, nodes: Nodes
+) -> None:
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        await on_a.register("ann", "ann-password")
+        on_b.user_id, on_b.token = on_a.user_id, on_a.token
+        flow = await general(on_a)
+        won: dict[str, int] = {"edit": 0, "delete": 0}
+        for n in range(20):
+            message = (await on_a.send(flow, f"draft {n}"))["id"]
+            edit: list[object] = []
+
+            async def edit_on_a(message: str = message, edit: list[object] = edit) -> None:
+                try:
+                    await on_a.edit(message, "edited")
+                    edit.append("ok")
+                except RequestFailed as failed:
+                    edit.append(failed.code)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(edit_on_a)
+                nursery.start_soon(on_b.delete_message, message)
+            # The delete always succeeds; the edit either came first, or found nothing.
+            assert edit in (["ok"], [404]), edit
+            won["edit" if edit == ["ok"] else "delete"] += 1
+        seen_a = await on_a.messages(flow)
+        seen_b = await on_b.messages(flow)
+        assert seen_a == seen_b == []
+        assert won["edit"] + won["delete"] == 20
+
+
+async def test_a_newcomer_catches_up_and_a_restarted_server_goes_on_from_its_snapshot(
+    deadline: None, nodes: Nodes
+) -> None:
+    a = await nodes.add()
+    async with open_client(a.url) as on_a:
+        await on_a.register("ann", "ann-password")
+        flow = await general(on_a)
+        for n in range(10):
+            await on_a.send(flow, f"before {n}")
+    b = await nodes.add()  # an empty data directory
+    async with open_client(b.url) as on_b:
+        await on_b.login("ann", "ann-password")
+        assert [m["text"] for m in await on_b.messages(flow)] == [f"before {n}" for n in range(10)]
+    await b.stop()  # an orderly stop: a snapshot in its data directory
+    assert (b.config.data_dir / "snapshot.msgpack").exists()
+    async with open_client(a.url) as on_a:
+        await on_a.login("ann", "ann-password")
+        await on_a.send(flow, "while b was away")
+    await b.start(nodes.nursery)
+    async with open_client(b.url) as on_b:
+        await on_b.login("ann", "ann-password")
+        texts = [m["text"] for m in await on_b.messages(flow)]
+        assert texts[-1] == "while b was away" and len(texts) == 11
+
+
+async def test_the_stream_is_purged_behind_snapshots_and_a_newcomer_starts_from_one(
+    deadline: None, nats_server: NatsServer, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    nodes = Nodes(nursery, tmp_path, nats_server, snapshot_interval=0.1, event_log_keep=5)
+    a = await nodes.add()
+    async with open_client(a.url) as on_a:
+        await on_a.register("ann", "ann-password")
+        flow = await general(on_a)
+        for n in range(30):
+            await on_a.send(flow, f"message {n}")
+        with trio.fail_after(10):
+            while (await stream_records(nats_server.url, nodes.stream))[0] <= 20:
+                await trio.sleep(0.1)
+                await on_a.ping()
+    first, records = await stream_records(nats_server.url, nodes.stream)
+    assert first > 20 and len(records) < 15  # bounded: the records before are purged
+    newcomer = await nodes.add()
+    async with open_client(newcomer.url) as on_newcomer:
+        await on_newcomer.login("ann", "ann-password")
+        texts = [m["text"] for m in await on_newcomer.messages(flow)]
+        assert texts == [f"message {n}" for n in range(30)]
+
+
+async def test_the_stream_holds_no_password_and_no_token(
+    deadline: None, nodes: Nodes, nats_server: NatsServer
+) -> None:
+    a = await nodes.add()
+    async with open_client(a.url) as on_a:
+        await on_a.register("ann", "PASSWORD-ann-123")
+        first_token = on_a.token
+        await on_a.login("ann", "PASSWORD-ann-123")
+        await on_a.send(await general(on_a), "hello")
+        await on_a.add_flow("group", "Group")
+    _, records = await stream_records(nats_server.url, nodes.stream)
+    assert len(records) >= 5
+    raw = b"".join(records)
+    for secret in ("PASSWORD-ann-123", first_token, on_a.token):
+        assert secret is not None and secret.encode() not in raw
+
+
+async def test_while_the_log_is_away_changes_get_503_reads_go_on_and_it_recovers(
+    deadline: None, nodes: Nodes, nats_server: NatsServer
+) -> None:
+    a = await nodes.add(event_log_timeout=3.0)
+    async with open_client(a.url) as on_a:
+        await on_a.register("ann", "ann-password")
+        flow = await general(on_a)
+        await on_a.send(flow, "before")
+        await nats_server.stop()
+        # The first change waits out its deadline (the log may only be changing leaders);
+        # once the log is known to be away, changes are refused at once.
+        assert await send_or_code(on_a, flow, "while away") == 503
+        assert await send_or_code(on_a, flow, "while away") == 503
+        with trio.fail_after(1):
+            assert await send_or_code(on_a, flow, "while away") == 503
+        # Reads are served from the last state.
+        assert [m["text"] for m in await on_a.messages(flow)] == ["before"]
+        async with open_client(a.url) as reader:  # a login's session is a change
+            with pytest.raises(RequestFailed) as refused:
+                await reader.login("ann", "ann-password")
+            assert refused.value.code == 503
+        assert a.running is not None
+        response = await exchange(a.running, get("/readyz"))
+        assert (response.status, response.body) == (
+            503,
+            b"not ready: the event log cannot be reached; changes are refused until it is back\n",
+        )
+        await nats_server.start()
+        with trio.fail_after(15):  # reconnects by itself
+            while (code := await send_or_code(on_a, flow, "after")) != 200:
+                assert code == 503
+                await trio.sleep(0.2)
+        # Nothing refused half-happened.
+        assert [m["text"] for m in await on_a.messages(flow)] == ["before", "after"]
+
+
+async def test_three_nats_servers_with_three_replicas_outlive_one_of_them(
+    deadline: None, nats_cluster: NatsCluster, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    nodes = Nodes(nursery, tmp_path, nats_cluster, event_log_replicas=3)
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        await on_a.register("ann", "ann-password")
+        on_b.user_id, on_b.token = on_a.user_id, on_a.token
+        flow = await general(on_a)
+        await on_a.send(flow, "before")
+        leader = await stream_leader(nats_cluster.urls[0], nodes.stream)
+        [server] = [server for server in nats_cluster.servers if server.name == leader]
+        await server.kill()  # the stream's leader: a new one is elected
+        for n in range(10):
+            await (on_a if n % 2 else on_b).send(flow, f"after {n}")
+        texts = [m["text"] for m in await on_b.messages(flow)]
+        assert texts == ["before", *(f"after {n}" for n in range(10))]
+
+
+async def test_the_log_may_need_a_password_which_no_log_line_shows(
+    deadline: None,
+    nats_binary: str,
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = NatsServer(
+        nats_binary, tmp_path / "nats", extra=("--user", "mt", "--pass", "s3cret-pw")
+    )
+    await server.start()
+    try:
+        caplog.set_level(logging.DEBUG)
+        hosts = f"mt:s3cret-pw@127.0.0.1:{server.port}"
+        nodes = Nodes(nursery, tmp_path, server)
+        nodes.url = f"nats://{hosts}/{nodes.stream}"
+        a = await nodes.add()
+        async with open_client(a.url) as on_a:
+            await on_a.register("ann", "ann-password")
+        wrong = msgspec.structs.replace(
+            nodes.config(5), event_log=f"nats://mt:wrong-pw@127.0.0.1:{server.port}/{nodes.stream}"
+        )
+        with pytest.raises(EventLogUnreachable) as refused:
+            await serve(wrong)
+        assert "wrong-pw" not in str(refused.value) and "***@" in str(refused.value)
+        await a.stop()
+        assert "s3cret-pw" not in caplog.text and "wrong-pw" not in caplog.text
+    finally:
+        await server.stop()
+
+
+async def test_tls_to_the_log(
+    deadline: None, nats_binary: str, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ("--tls", "--tlscert", str(tmp_path / "cert.pem"), "--tlskey", str(tmp_path / "key.pem"))
+    server = NatsServer(nats_binary, tmp_path / "nats", extra=tls)
+    await server.start()
+    try:
+        nodes = Nodes(nursery, tmp_path, server, event_log_ca=tmp_path / "ca.pem")
+        nodes.url = f"tls://127.0.0.1:{server.port}/{nodes.stream}"
+        a = await nodes.add()
+        async with open_client(a.url) as on_a:
+            await on_a.register("ann", "ann-password")
+        untrusting = msgspec.structs.replace(nodes.config(5), event_log_ca=None)
+        with pytest.raises(EventLogUnreachable, match="certificate"):
+            await serve(untrusting)
+        await a.stop()
+    finally:
+        await server.stop()
+
+
+async def test_a_data_directory_serves_one_stream(
+    deadline: None, nodes: Nodes, nats_server: NatsServer, morelia_config: Config
+) -> None:
+    a = await nodes.add()
+    await a.stop()
+    other = msgspec.structs.replace(a.config, event_log=event_log_url(nats_server, "Other"))
+    with pytest.raises(StorageFailed, match="another stream"):
+        await serve(other)
+    # A server's own journal is no place for a stream's records either.
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(serve, morelia_config)
+        async with open_client(running.url) as client:
+            await client.register("ann", "ann-password")
+        nursery.cancel_scope.cancel()
+    shared = msgspec.structs.replace(morelia_config, event_log=nodes.url)
+    with pytest.raises(StorageFailed, match="own journal"):
+        await serve(shared)

@@ -49,10 +49,9 @@ from .stream import Listener, Outgoing, Record, SharedStream
 
 log = logging.getLogger(__name__)
 
-COMMAND_TTL: Final = 5.0  # seconds a command has to be stored; later, every server refuses it
 CLOCK_MARGIN: Final = 1.0  # how far the servers' and the stream's clocks may disagree
 EXPIRY_CHECK: Final = 0.25
-BARRIER_TIMEOUT: Final = 2.0  # a stream without a leader: reads wait this long, then go on
+RECONNECT_GRACE: Final = 1.5  # seconds without the log before changes are refused at once
 IDENTITY_NAME: Final = "event-log.json"  # which stream a data directory's snapshot belongs to
 LOCAL_SNAPSHOT: Final = "snapshot.msgpack"
 
@@ -79,6 +78,7 @@ class SharedLog:
         self.batches = 0  # crossings to the stream with records to append
         self.failure: OSError | None = None
         self.connected = True
+        self.lost_at = 0.0  # when the connection was lost (time.monotonic())
         self.observer: StorageObserver = Unobserved()
 
     @property
@@ -86,15 +86,26 @@ class SharedLog:
         return self.state.seq
 
     @property
+    def away(self) -> bool:
+        """Lost for longer than a reconnection takes: changes are refused at once."""
+        return not self.connected and time.monotonic() - self.lost_at > RECONNECT_GRACE
+
+    @property
     def degraded(self) -> OSError | None:
-        return None if self.connected else LogAway()
+        return LogAway() if self.away else None
 
 
 class Node:
     """The owner's side: applies records, answers callers, asks the stream for barriers."""
 
-    def __init__(self, state: State, stream: SharedStream, store: Store, shared: SharedLog):
+    def __init__(
+        self, state: State, stream: SharedStream, store: Store, shared: SharedLog, patience: float
+    ) -> None:
         self.state = state
+        # Seconds a change may wait for the stream (an election of a new leader takes
+        # seconds): then every server refuses it. A read waits as long, then is served
+        # from this state.
+        self.patience = patience
         self.stream = stream
         self.store = store
         self.shared = shared
@@ -122,6 +133,8 @@ class Node:
         self.wake()
 
     def connection(self, connected: bool) -> None:
+        if not connected and self.shared.connected:
+            self.shared.lost_at = time.monotonic()
         self.shared.connected = connected
 
     # -- the owner's turn ---------------------------------------------------------------
@@ -153,12 +166,12 @@ class Node:
         if not isinstance(result, Event):  # nothing to do (a bootstrap done already)
             job.answer(outcome.Value(result))
             return False
-        if not self.shared.connected:
+        if self.shared.away:
             job.answer(outcome.Error(refused()))
             return False
         self.numbers += 1
         number = self.numbers
-        deadline = time.time() + COMMAND_TTL
+        deadline = time.time() + self.patience
         try:
             data = shared_commands.encode(self.name, number, deadline, job.fn, job.args)
         except Exception as exc:  # a bug made arguments it cannot encode (a 500)
@@ -303,9 +316,9 @@ class Node:
             self.reads_waiting = trio.Event()
             actions, self.reads = self.reads, []
             reached: int | None = None  # the log is away: reads are served from this state
-            if self.shared.connected:
+            if not self.shared.away:
                 try:
-                    with trio.fail_after(BARRIER_TIMEOUT):
+                    with trio.fail_after(self.patience):
                         reached = (await self.stream.last_seq())[1]
                 except Exception as exc:
                     log.debug("No barrier: %s", exc)
@@ -323,13 +336,14 @@ async def run_shared_store(
     state: State,
     stream: SharedStream,
     shared: SharedLog,
+    patience: float,
     *,
     task_status: trio.TaskStatus[tuple[Store, Node]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own ``state`` as one server of those sharing ``stream``, until cancelled."""
     send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
     store = Store(send, shared)
-    node = Node(state, stream, store, shared)
+    node = Node(state, stream, store, shared, patience)
     wake_up = Job(_nothing, (), rotate=False)
 
     def wake() -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Final
 
 import trio
 
@@ -31,6 +32,8 @@ from .node import SharedLog, check_identity, run_shared_store, write_local_snaps
 from .stream import Listener, SharedStream
 
 log = logging.getLogger(__name__)
+
+START_WITHIN: Final = 5.0  # seconds to reach the log at start-up, then the server gives up
 
 
 class EventLogUnreachable(OSError):
@@ -63,17 +66,21 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
     )
     try:
         try:
-            with trio.fail_after(10):
+            with trio.fail_after(START_WITHIN):
                 created = await stream.open()
-        except (Exception, trio.TooSlowError) as exc:
+        except Exception as exc:
+            why = stream.last_error or f"{type(exc).__name__}: {exc}"
             raise EventLogUnreachable(
-                f"cannot use the event log {address.redacted}: {type(exc).__name__} {exc}"
+                f"cannot use the event log {address.redacted}: {why}"
             ) from None
         check_identity(directory, address.stream, created)
         state = await _starting_state(stream, directory)
         shared = SharedLog(state)
         async with trio.open_nursery() as nursery:
-            store, _ = await nursery.start(run_shared_store, state, stream, shared)
+            store, node = await nursery.start(
+                run_shared_store, state, stream, shared, config.event_log_timeout
+            )
+            orderly = True
             await store.call(_caught_up)
             log.info("Serving the stream %s from record %d", address.redacted, state.seq)
             if math.isfinite(config.snapshot_interval):
@@ -87,10 +94,14 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
                 )
             try:
                 yield store
+            except BaseException as exc:
+                orderly = _is_shutdown(exc)
+                raise
             finally:
                 nursery.cancel_scope.cancel()
-        with trio.CancelScope(shield=True):
-            await _final_snapshot(state, directory)
+                if orderly:  # (after a bug, the state may be half changed: keep the files)
+                    with trio.CancelScope(shield=True):
+                        await _final_snapshot(node.state, directory)
     finally:
         with trio.CancelScope(shield=True):
             try:
@@ -99,6 +110,14 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
             except Exception as exc:
                 log.debug("Closing the event log: %s", exc)
             await trio.to_thread.run_sync(bridge.close)
+
+
+def _is_shutdown(exc: BaseException) -> bool:
+    """Cancellation or Ctrl-C is an orderly stop; anything else is a crash."""
+    stops = (trio.Cancelled, KeyboardInterrupt, SystemExit)
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(stops)[1] is None
+    return isinstance(exc, stops)
 
 
 def _caught_up(state: State) -> int:

@@ -40,6 +40,7 @@ PUBLISH_TIMEOUT: Final = 2.0  # one try; a record is tried again (same id) until
 RETRY_PAUSE: Final = 0.1
 DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is stored once
 API_TIMEOUT: Final = 5.0
+HEARTBEAT: Final = 0.5  # an ordered consumer lost with its server is noticed within 1 s
 
 
 class Record:
@@ -107,6 +108,7 @@ class SharedStream:
         self._drain_asked = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self.last_error = ""  # the connection's last error: why a start-up failed
 
     # -- from trio ---------------------------------------------------------------------
 
@@ -201,7 +203,8 @@ class SharedStream:
         self.bridge.to_trio(self.listener.connection, True)
 
     async def _error(self, exc: Exception) -> None:
-        log.debug("Event log connection: %s", exc)
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.debug("Event log connection: %s", self.last_error)
 
     def _publish_batch(self, batch: list[Outgoing]) -> None:
         for outgoing in batch:
@@ -210,6 +213,7 @@ class SharedStream:
             task.add_done_callback(self._tasks.discard)
 
     async def _publish(self, outgoing: Outgoing) -> None:
+        """Try until stored or past the deadline (a new stream leader may take a while)."""
         assert self._js is not None
         headers = {"Nats-Msg-Id": outgoing.msg_id}
         sent = False  # once a try may have reached the stream, only the deadline decides
@@ -227,20 +231,24 @@ class SharedStream:
             except nats.js.errors.APIError as exc:
                 reason = f"the stream refused it: {exc.description}"
             except (TimeoutError, nats.errors.TimeoutError):
-                sent, reason = True, ""
+                sent, reason = True, "no answer"
             except nats.errors.Error as exc:
                 reason = f"no connection: {type(exc).__name__}"
-            if not sent:
-                self.bridge.to_trio(self.listener.refused, outgoing.number, reason)
-                return
-            if time.time() > outgoing.deadline:
+            if time.time() + RETRY_PAUSE > outgoing.deadline:
+                if not sent:  # no try reached it: refused now, not at the deadline
+                    self.bridge.to_trio(self.listener.refused, outgoing.number, reason)
                 return  # stored late if ever: every server refuses it then
             await asyncio.sleep(RETRY_PAUSE)
 
     async def _bounds(self) -> tuple[int, int]:
         assert self._js is not None
-        info = await self._js.stream_info(self.address.stream)
-        return info.state.first_seq, info.state.last_seq
+        while True:  # while a new stream leader is elected, ask again (trio times it)
+            try:
+                info = await self._js.stream_info(self.address.stream)
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                await asyncio.sleep(RETRY_PAUSE)
+                continue
+            return info.state.first_seq, info.state.last_seq
 
     async def _follow(self, start: int) -> None:
         assert self._js is not None
@@ -248,6 +256,7 @@ class SharedStream:
             self.address.subject,
             cb=self._received,
             ordered_consumer=True,
+            idle_heartbeat=HEARTBEAT,  # two missed: the consumer is made again
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
             ),
