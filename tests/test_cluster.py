@@ -20,6 +20,8 @@ import trustme
 
 from morelia_trio.cluster.serving import EventLogUnreachable
 from morelia_trio.config import Config
+from morelia_trio.core import snapshot_format
+from morelia_trio.core.state import State
 from morelia_trio.persistence.port import StorageFailed
 from morelia_trio.server import serve
 from tests.cluster import Nodes, event_log_url
@@ -71,6 +73,21 @@ async def stream_leader(url: str, stream: str) -> str:
 
     leader: str = await in_asyncio(ask)
     return leader
+
+
+async def assert_same_state(nodes: Nodes) -> None:
+    """Every running server holds the same state, byte for byte (as a snapshot holds it)."""
+    snapshots = set()
+    for node in nodes.nodes:
+        if node.running is not None:
+            await node.running.store.call(caught_up)  # a read: waits for the stream's end
+            captured = await node.running.store.capture()
+            snapshots.add(snapshot_format.encode(captured, 0.0))
+    assert len(snapshots) == 1
+
+
+def caught_up(state: State) -> int:
+    return state.seq
 
 
 async def general(client: Client) -> str:
@@ -151,6 +168,10 @@ async def test_two_servers_racing_for_one_login_agree_that_exactly_one_won(
                 nursery.start_soon(register_into, outcomes, on_b, "b", login)
             assert list(outcomes.values()).count(409) == 1, outcomes
             [winner] = [name for name, value in outcomes.items() if value != 409]
+            await assert_same_state(nodes)
+            for url in (a.url, b.url):  # the winner's password opens it on both servers
+                async with open_client(url) as fresh:
+                    assert await fresh.login(login, f"{winner}-password") == outcomes[winner]
             # Both servers know the winner by the same id and password.
             for client in (on_a, on_b):
                 async with open_client(a.url if client is on_a else b.url) as fresh:
@@ -187,6 +208,7 @@ async def test_edits_racing_deletes_end_the_same_on_every_server(
         seen_b = await on_b.messages(flow)
         assert seen_a == seen_b == []
         assert won["edit"] + won["delete"] == 20
+        await assert_same_state(nodes)
 
 
 async def test_a_newcomer_catches_up_and_a_restarted_server_goes_on_from_its_snapshot(

@@ -40,6 +40,8 @@ PUBLISH_TIMEOUT: Final = 2.0  # one try; a record is tried again (same id) until
 RETRY_PAUSE: Final = 0.1
 DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is stored once
 API_TIMEOUT: Final = 5.0
+MAX_QUEUED: Final = 10_000  # records read but not yet taken by trio
+QUEUE_POLL: Final = 0.001
 HEARTBEAT: Final = 0.5  # an ordered consumer lost with its server is noticed within 1 s
 
 
@@ -265,6 +267,10 @@ class SharedStream:
         )
 
     async def _received(self, msg: Msg) -> None:
+        # nats-py awaits this before the next record: while trio is behind (a long
+        # catch-up), wait, so that the stream's flow control holds the rest back.
+        while len(self._queue) >= MAX_QUEUED:
+            await asyncio.sleep(QUEUE_POLL)
         metadata = msg.metadata
         self._queue.append(
             Record(metadata.sequence.stream, metadata.timestamp.timestamp(), msg.data)
