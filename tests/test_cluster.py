@@ -404,3 +404,54 @@ async def test_a_data_directory_serves_one_stream(
     shared = msgspec.structs.replace(morelia_config, event_log=nodes.url)
     with pytest.raises(StorageFailed, match="own journal"):
         await serve(shared)
+
+
+LOCKED_DOWN = """
+accounts {
+  MORELIA: {
+    jetstream: enabled
+    users: [ { user: morelia, password: "morelia-secret" } ]
+  }
+  OTHERS: {
+    jetstream: enabled
+    users: [ { user: someone, password: "someone-secret" } ]
+  }
+}
+"""
+
+
+async def test_a_stream_in_an_account_of_its_own_is_out_of_other_users_reach(
+    deadline: None, nats_binary: str, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The README's way to lock the stream down: an account of its own on the NATS side."""
+    (tmp_path / "nats.conf").write_text(LOCKED_DOWN)
+    server = NatsServer(
+        nats_binary, tmp_path / "nats", extra=("--config", str(tmp_path / "nats.conf"))
+    )
+    await server.start()
+    try:
+        nodes = Nodes(nursery, tmp_path, server)
+        nodes.url = f"nats://morelia:morelia-secret@127.0.0.1:{server.port}/{nodes.stream}"
+        a = await nodes.add()
+        async with open_client(a.url) as on_a:
+            await on_a.register("ann", "ann-password")
+            await on_a.send(await general(on_a), "for members only")
+
+        async def look(user: str, password: str) -> tuple[bool, int]:
+            nc = await nats.connect(f"nats://{user}:{password}@127.0.0.1:{server.port}")
+            try:
+                js = nc.jetstream()
+                try:
+                    info = await js.stream_info(nodes.stream)
+                except nats.js.errors.NotFoundError:
+                    return False, 0
+                return True, info.state.messages
+            finally:
+                await nc.close()
+
+        assert await in_asyncio(lambda: look("someone", "someone-secret")) == (False, 0)
+        found, messages = await in_asyncio(lambda: look("morelia", "morelia-secret"))
+        assert found and messages >= 3
+        await a.stop()
+    finally:
+        await server.stop()

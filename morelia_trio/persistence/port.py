@@ -2,9 +2,10 @@
 
 The owner decides and applies events; an EventLog makes them durable, in order, and tells
 the owner when a caller may hear its answer. The local files (``local.LocalFiles``) are the
-first implementation. A replicated log (a shared stream that acknowledges appends and that
-several servers replay in order) must be addable behind this same interface, without
-touching ``core`` or the owner.
+implementation. Several servers sharing a stream (``cluster/``) log commands instead, which
+every server decides in stream order: an event decided against one server's state could
+meet another server's record first, and this owner, which applies before the log answers,
+would have to undo it. They share ``LogHealth`` and the ``Store`` handle with this owner.
 """
 
 from __future__ import annotations
