@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -327,3 +328,37 @@ def test_the_readmes_example_file_is_accepted(tmp_path: Path) -> None:
     config = resolve(Config, from_file(tmp_path / "morelia.toml"))
     assert config.fsync == "batch" and config.limits.max_text_chars == 4000
     assert config.abuse is not None and config.abuse.flows_per_user == Rate(5, 0.5)
+
+
+def test_a_wrong_event_log_is_one_line_that_shows_no_password(tmp_path: Path) -> None:
+    done = serve("--data-dir", str(tmp_path / "data"), MORELIA_EVENT_LOG="nats://ann:hunter2@h/S")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "morelia-trio: MORELIA_EVENT_LOG: expected "
+        "\"nats://HOST:PORT[,HOST:PORT...]/STREAM\" (or tls://); not a HOST:PORT: '***@h'"
+    ]
+    done = serve("--data-dir", str(tmp_path / "data"), "--event-log", "nats://h:4222/a.b")
+    assert done.stderr.splitlines() == [
+        "morelia-trio: --event-log: the stream's name: 1 to 64 letters, digits, '_' or '-'"
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_event_log_out_of_reach_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = serve(
+        "--data-dir", str(tmp_path), "--event-log", f"nats://ann:hunter2@127.0.0.1:{port}/S"
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        f"morelia-trio: cannot serve: cannot use the event log nats://***@127.0.0.1:{port}/S: "
+    )
+    assert "hunter2" not in line and "Connect call failed" in line
+
+
+def test_the_event_log_is_printed_hidden_as_it_may_hold_a_password() -> None:
+    text = to_toml(Config(event_log="nats://ann:hunter2@127.0.0.1:4222/S"))
+    assert "hunter2" not in text and "# event_log = (hidden)" in text
