@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .auth import Passwords
     from .guard import Guard
     from .live import Publisher
+    from .persistence.port import LogHealth
     from .store import Store
 
 OTHER: Final = "other"  # a request type the server does not know: never the client's string
@@ -143,6 +144,7 @@ class Metrics:
             Gauge(name, described, registry=self.registry).set_function(read)
         self.registry.register(_Refusals(guard, passwords))
         self.registry.register(_Live(store.publisher))
+        self.registry.register(_Log(store.event_log))
 
     def replied(self, reply_type: str, code: int, started: float) -> None:
         """Count a reply (``started``: its request's ``time.perf_counter()``)."""
@@ -216,6 +218,17 @@ class _Refusals(Collector):
         refusals = self.guard.refusals
         for limit in REFUSING_LIMITS:
             yield limit, self.passwords.refused if limit == "hash_queue" else refusals[limit]
+
+
+class _Log(Collector):
+    """What the event log shows of itself (a shared log: its connection, what waits on it)."""
+
+    def __init__(self, log: LogHealth) -> None:
+        self.log = log
+
+    def collect(self) -> Iterable[Metric]:
+        for name, described, value in self.log.gauges():
+            yield GaugeMetricFamily(name, described, value)
 
 
 class _Live(Collector):

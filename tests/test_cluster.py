@@ -455,3 +455,16 @@ async def test_a_stream_in_an_account_of_its_own_is_out_of_other_users_reach(
         await a.stop()
     finally:
         await server.stop()
+
+
+async def test_metrics_show_the_event_log(deadline: None, nodes: Nodes) -> None:
+    a = await nodes.add()
+    async with open_client(a.url) as on_a:
+        await on_a.register("ann", "ann-password")
+    assert a.running is not None
+    body = (await exchange(a.running, get("/metrics"))).body.decode()
+    assert "morelia_event_log_connected 1.0" in body
+    assert "morelia_event_log_changes_waiting 0.0" in body
+    assert "morelia_event_log_reads_waiting 0.0" in body
+    [record] = [line for line in body.splitlines() if line.startswith("morelia_event_log_record ")]
+    assert float(record.split()[1]) >= 2  # the General flow and ann

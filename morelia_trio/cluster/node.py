@@ -29,7 +29,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,7 +43,7 @@ from ..core.snapshot_format import Captured, decode, encode
 from ..core.state import State, apply, capture, restore
 from ..live import Publisher
 from ..persistence.files import write_atomic
-from ..persistence.port import StorageFailed, StorageObserver, Unobserved, refused
+from ..persistence.port import Gauge, StorageFailed, StorageObserver, Unobserved, refused
 from ..store import QUEUE, Job, Store
 from .stream import Listener, Outgoing, Record, SharedStream
 
@@ -79,11 +79,28 @@ class SharedLog:
         self.failure: OSError | None = None
         self.connected = True
         self.lost_at = 0.0  # when the connection was lost (time.monotonic())
+        self.node: Node | None = None
         self.observer: StorageObserver = Unobserved()
 
     @property
     def appended(self) -> int:
         return self.state.seq
+
+    def gauges(self) -> Iterable[Gauge]:
+        node = self.node
+        yield ("morelia_event_log_connected", "1 while connected to the event log", self.connected)
+        yield ("morelia_event_log_record", "The last record of the stream applied", self.state.seq)
+        if node is not None:
+            yield (
+                "morelia_event_log_changes_waiting",
+                "Changes appended to the stream and not yet read back",
+                len(node.pending),
+            )
+            yield (
+                "morelia_event_log_reads_waiting",
+                "Reads (and second checks) waiting to catch up with the stream's end",
+                len(node.reads) + sum(len(actions) for _, actions in node.caught_up),
+            )
 
     @property
     def away(self) -> bool:
@@ -344,6 +361,7 @@ async def run_shared_store(
     send, receive = trio.open_memory_channel[Job[Any]](QUEUE)
     store = Store(send, shared)
     node = Node(state, stream, store, shared, patience)
+    shared.node = node
     wake_up = Job(_nothing, (), rotate=False)
 
     def wake() -> None:

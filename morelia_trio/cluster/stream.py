@@ -41,7 +41,6 @@ RETRY_PAUSE: Final = 0.1
 DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is stored once
 API_TIMEOUT: Final = 5.0
 MAX_QUEUED: Final = 10_000  # records read but not yet taken by trio
-QUEUE_POLL: Final = 0.001
 HEARTBEAT: Final = 0.5  # an ordered consumer lost with its server is noticed within 1 s
 
 
@@ -161,6 +160,7 @@ class SharedStream:
             error_cb=self._error,
         )
         self._js = self._nc.jetstream(timeout=API_TIMEOUT)
+        self._room = asyncio.Event()  # set by trio once it took a full queue
         stream = self.address.stream
         try:
             info = await self._js.stream_info(stream)
@@ -270,7 +270,8 @@ class SharedStream:
         # nats-py awaits this before the next record: while trio is behind (a long
         # catch-up), wait, so that the stream's flow control holds the rest back.
         while len(self._queue) >= MAX_QUEUED:
-            await asyncio.sleep(QUEUE_POLL)
+            self._room.clear()
+            await self._room.wait()
         metadata = msg.metadata
         self._queue.append(
             Record(metadata.sequence.stream, metadata.timestamp.timestamp(), msg.data)
@@ -283,6 +284,8 @@ class SharedStream:
         self._drain_asked = False  # before taking: a record queued from now asks again
         queue = self._queue
         batch = [queue.popleft() for _ in range(len(queue))]
+        if len(batch) >= MAX_QUEUED:  # the consumer may be waiting for room
+            self.bridge.post(self._room.set)
         if batch:
             self.listener.records(batch)
 

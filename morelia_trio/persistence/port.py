@@ -10,7 +10,7 @@ would have to undo it. They share ``LogHealth`` and the ``Store`` handle with th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeAlias
 
 import outcome
@@ -20,6 +20,9 @@ from ..core.errors import ServiceUnavailable
 from ..core.events import AnyEvent
 from ..core.snapshot_format import Captured
 from ..core.state import State
+
+# A metric read when scraped: its name, what it says, its value now.
+Gauge: TypeAlias = tuple[str, str, float]
 
 # Wakes a waiting caller with its result: called once, from the trio thread.
 Waker: TypeAlias = Callable[[outcome.Outcome[Any]], None]
@@ -77,6 +80,10 @@ class LogHealth(Protocol):
     @property
     def degraded(self) -> OSError | None:
         """Why the log refuses changes for now (a full disk), or None while it takes them."""
+        ...
+
+    def gauges(self) -> Iterable[Gauge]:
+        """What the metrics show of this log beyond the journal's writes, read when scraped."""
         ...
 
 
