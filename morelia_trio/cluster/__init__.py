@@ -1,0 +1,1 @@
+"""Several servers sharing one state through NATS JetStream."""
