@@ -1,4 +1,5 @@
-"""Fixtures: a deadline for every server test, the in-process server, and clients."""
+"""Fixtures: a deadline for every server test, the in-process server, clients, and real
+nats-servers (tests/nats.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import trio
 from morelia_trio import Running
 from tests.wire import Client, open_client
 
-pytest_plugins = ["morelia_trio.testing"]
+pytest_plugins = ["morelia_trio.testing", "tests.nats"]
 
 Frame = dict[str, Any]
 
