@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help=f"port to listen on; 0 picks a free one ({defaults.port})"
     )
     run.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share the port with other morelia-trio serve processes started with "
+        "--reuse-port, each with its own --data-dir: the kernel spreads the connections "
+        "among them (SO_REUSEPORT)",
+    )
+    run.add_argument(
         "--data-dir",
         type=Path,
         help=f"where snapshots and the journal live ({defaults.data_dir})",

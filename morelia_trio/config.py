@@ -160,6 +160,9 @@ class Argon2Params(msgspec.Struct, frozen=True, kw_only=True):
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000  # 0: let the kernel pick a free port
+    # SO_REUSEPORT: several server processes listen on the port, the kernel spreading the
+    # connections among them (the WebSocket's port only: each keeps its own metrics_port)
+    reuse_port: bool = False
     data_dir: Path = Path("snapshots")
     # seconds between snapshots; inf: only on shutdown
     snapshot_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0

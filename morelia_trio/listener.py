@@ -35,6 +35,7 @@ from .handlers import Context
 from .logs import PEER
 from .logtext import for_log
 from .proxies import TrustedProxies
+from .sockets import open_tcp_listeners
 from .tls import Certificates
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Listener:
         tls: Certificates | None = None,
         proxies: TrustedProxies | None = None,
         routes: Mapping[str, endpoints.Endpoint] = endpoints.ROUTES,
+        reuse_port: bool = False,
     ) -> None:
         self.ctx = ctx
         self.websocket = websocket  # None: plain HTTP only (a --metrics-port listener)
@@ -122,12 +124,13 @@ class Listener:
         self.tls = tls
         self.proxies = proxies or TrustedProxies(())
         self.routes = routes
+        self.reuse_port = reuse_port  # share the port with other processes (sockets.py)
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Accept connections on host:port until cancelled; ``started`` with the port bound."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_tcp_listeners(port, host, reuse_port=self.reuse_port)
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._serve_tcp, listeners)
             for listener in listeners:

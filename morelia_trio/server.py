@@ -149,6 +149,7 @@ async def _serve_with(
         tls=tls,
         proxies=TrustedProxies(parse_networks(config.trusted_proxy)),
         routes=routes,
+        reuse_port=config.reuse_port,
     )
     port = await _listen(nursery, listener, config.host, config.port)
     metrics_port, metrics_host = port, config.host
@@ -160,6 +161,8 @@ async def _serve_with(
     if config.autobahn_echo:
         log.warning("Echoing frames at /echo (--autobahn-echo): conformance tests only")
     log.info("Serving MoreliaTalk on %s", running.url)
+    if config.reuse_port:
+        log.info("Sharing port %d with other servers started with --reuse-port", port)
     log.info("Chat in a browser at %s (and /healthz, /readyz)", running.http_url)
     log.info("Metrics on %s", running.metrics_url)
     task_status.started(running)

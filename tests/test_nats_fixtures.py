@@ -103,8 +103,8 @@ async def test_the_cluster_serves_a_replicated_stream_after_losing_its_leader(
     assert await in_asyncio(with_jetstream(others, stream_messages)) == 2
 
 
-async def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
-    server = NatsServer(nats_server_binary(), tmp_path / "nats")
+async def test_a_server_that_cannot_start_says_why(nats_binary: str, tmp_path: Path) -> None:
+    server = NatsServer(nats_binary, tmp_path / "nats")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", server.port))
         taken.listen()

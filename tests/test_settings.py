@@ -116,6 +116,7 @@ def test_printed_settings_read_back_as_the_same(tmp_path: Path) -> None:
         "inf",
         MORELIA_TIMEOUT_IDLE="0.3",
         MORELIA_AUTOBAHN_ECHO="1",
+        MORELIA_REUSE_PORT="1",
     )
     assert first.returncode == 0, first.stderr
     (tmp_path / "printed.toml").write_text(first.stdout)
@@ -127,6 +128,7 @@ def test_printed_settings_read_back_as_the_same(tmp_path: Path) -> None:
     assert read_back.abuse is not None and read_back.abuse.messages_per_user == Rate(7, 0.1)
     assert read_back.data_dir == tmp_path / 'a "quoted" dir \\ ünïcode'
     assert read_back.timeouts.idle == 0.3 and read_back.autobahn_echo
+    assert read_back.reuse_port
 
 
 def test_printed_settings_without_limits_read_back_without_limits(tmp_path: Path) -> None:
@@ -153,6 +155,24 @@ def test_every_way_to_switch_limits_off_agrees(
     (tmp_path / "morelia.toml").write_text(file)
     said = printed("--config", str(tmp_path / "morelia.toml"), *options, **variables)
     assert said["abuse"] is False
+
+
+@pytest.mark.parametrize(
+    ("file", "variables", "options"),
+    [
+        ("reuse_port = true\n", {}, []),
+        ("", {"MORELIA_REUSE_PORT": "1"}, []),
+        ("", {}, ["--reuse-port"]),
+        ("reuse_port = false\n", {"MORELIA_REUSE_PORT": "true"}, []),
+    ],
+)
+def test_every_way_to_share_the_port_agrees(
+    tmp_path: Path, file: str, variables: dict[str, str], options: list[str]
+) -> None:
+    (tmp_path / "morelia.toml").write_text(file)
+    said = printed("--config", str(tmp_path / "morelia.toml"), *options, **variables)
+    assert said["reuse_port"] is True
+    assert printed()["reuse_port"] is False
 
 
 def test_a_variable_can_switch_limits_back_on_over_the_file(tmp_path: Path) -> None:
@@ -213,6 +233,7 @@ WRONG_VARIABLES = [
     ({"MORELIA_MESSAGES_PER_USER": "5"}, "MORELIA_MESSAGES_PER_USER: expected a rate"),
     ({"MORELIA_MESSAGES_PER_USER": "0/5"}, "MORELIA_MESSAGES_PER_USER: expected a rate"),
     ({"MORELIA_NO_LIMITS": "maybe"}, "MORELIA_NO_LIMITS: expected 1 or 0"),
+    ({"MORELIA_REUSE_PORT": "maybe"}, "MORELIA_REUSE_PORT: expected `bool`"),
     ({"MORELIA_LOG_LEVEL": "LOUD"}, "MORELIA_LOG_LEVEL: invalid enum value 'LOUD'"),
     ({"MORELIA_CONFIG": "/nonexistent/morelia.toml"}, "morelia.toml: No such file or directory"),
 ]
