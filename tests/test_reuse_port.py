@@ -15,12 +15,15 @@ import pytest
 import trio
 
 from morelia_trio.sockets import open_tcp_listeners
+from tests.cluster import event_log_url
+from tests.nats import NatsServer
 from tests.test_cli import ServerProcess, serve_once
 from tests.wire import open_client
 
 METRICS_LINE = re.compile(r"Metrics on (http://\S+)")
 OPEN_GAUGE = re.compile(r"^morelia_connections_open (\S+)$", re.M)
 CONNECTIONS = 40
+USERS = 12  # each registers: a password hash at full cost in a process of its own
 # Each server's /metrics on a port of its own, so that a scrape reaches the one it names;
 # all the test's connections come from 127.0.0.1, more than one address may hold by default.
 OPTIONS = ("--metrics-port", "0", "--connections-per-address", str(2 * CONNECTIONS))
@@ -100,3 +103,39 @@ async def test_listeners_share_a_port_only_if_each_asks_to() -> None:
     finally:
         for listener in [*first, *second]:
             await listener.aclose()
+
+
+async def test_two_processes_on_one_port_and_one_stream_serve_one_service(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Both cores: two processes share the port and the stream; whichever a connection
+    reaches, it sees what the others did through the other."""
+    stream = event_log_url(nats_server, "Cores")
+    shared = ("--reuse-port", *OPTIONS, "--no-limits", "--event-log", stream)
+    first = ServerProcess(tmp_path / "first", *shared)
+    try:
+        port = urlsplit(first.url).port
+        second = ServerProcess(tmp_path / "second", *shared, "--port", str(port))
+        try:
+            metrics = [metrics_url(first), metrics_url(second)]
+            with trio.fail_after(60):
+                async with AsyncExitStack() as stack:
+                    clients = [
+                        await stack.enter_async_context(open_client(first.url))
+                        for _ in range(USERS)
+                    ]
+                    counts = [await trio.to_thread.run_sync(connections_open, m) for m in metrics]
+                    assert sum(counts) == USERS and min(counts) > 0, counts
+                    for n, client in enumerate(clients):
+                        await client.register(f"user{n}", "password")
+                        [flow] = await client.flows()
+                        await client.send(flow["id"], f"from user{n}")
+                    for client in clients:  # on either process: everything, in one order
+                        texts = [m["text"] for m in await client.messages(flow["id"])]
+                        assert texts == [f"from user{n}" for n in range(USERS)]
+            assert second.stop(signal.SIGTERM) == 0, second.log
+        finally:
+            second.process.kill()
+        assert first.stop(signal.SIGTERM) == 0, first.log
+    finally:
+        first.process.kill()
