@@ -18,10 +18,10 @@ import msgspec
 import trio
 
 from . import admin_protocol as proto
+from .cluster.address import IDENTITY_NAME
 from .core import commands
 from .core.accounts import canonical_login
 from .core.errors import BadRequest, MoreliaError, NotFound
-from .core.events import AnyEvent
 from .core.records import User
 from .core.snapshot_format import SNAPSHOT_NAME, Captured, encode
 from .core.state import State, capture
@@ -101,18 +101,6 @@ def statistics(state: State) -> proto.Statistics:
     )
 
 
-def set_admin(state: State, who: str, admin: bool, now: float) -> AnyEvent:
-    return commands.set_admin(state, resolve_user(state, who), admin, now)
-
-
-def set_suspended(state: State, who: str, suspended: bool, now: float) -> AnyEvent:
-    return commands.set_suspended(state, resolve_user(state, who), suspended, now)
-
-
-def remove_user(state: State, who: str, now: float) -> AnyEvent:
-    return commands.remove_user(state, resolve_user(state, who), now)
-
-
 # --- carrying out a request -----------------------------------------------------------------
 
 
@@ -137,14 +125,19 @@ async def _perform(
             return proto.Reply(ok=True, users=await owner.call(list_users, text))
         case proto.Stats():
             return proto.Reply(ok=True, statistics=await owner.call(statistics))
+        # The user is found first, then the command runs as a client's would: the same
+        # functions a shared log carries to every server.
         case proto.SetAdmin(user=who, admin=admin):
-            event = await owner.call(set_admin, who, admin, now)
+            user_id = await owner.call(resolve_user, who)
+            await owner.call(commands.set_admin, user_id, admin, now)
             done = "made a server admin" if admin else "made a member again"
         case proto.SetSuspended(user=who, suspended=suspended):
-            event = await owner.call(set_suspended, who, suspended, now)
+            user_id = await owner.call(resolve_user, who)
+            await owner.call(commands.set_suspended, user_id, suspended, now)
             done = "suspended" if suspended else "restored (the suspension is lifted)"
         case proto.DeleteUser(user=who):
-            event = await owner.call(remove_user, who, now)
+            user_id = await owner.call(resolve_user, who)
+            await owner.call(commands.remove_user, user_id, now)
             done = "deleted (its messages stay)"
         case proto.DeleteMessage(message_id=message_id):
             await owner.call(commands.remove_message, message_id, now)
@@ -158,7 +151,6 @@ async def _perform(
         case proto.Export():
             count = await export(await owner.call(capture), emit)
             return proto.Reply(ok=True, detail=f"{count} records exported")
-    user_id = getattr(event, "user_id", None)
     log.info("Admin tool: user %s %s", user_id, done)
     return proto.Reply(ok=True, detail=f"user {user_id} {done}")
 
@@ -204,15 +196,29 @@ async def export(captured: Captured, emit: Emit) -> int:
     return count
 
 
+class SharedState(Exception):
+    """A change asked of a stopped server that shares a stream: its directory only holds a
+    copy of the stream's state, which a change written there would part from."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(
+            f"{directory} holds a copy of a shared event log's state: make changes through a "
+            "running server that shares it"
+        )
+
+
 async def run_offline(directory: Path, request: proto.AnyAdminRequest, emit: Emit) -> proto.Reply:
     """Carry out ``request`` on a stopped server's directory, holding its lock throughout.
 
     Raises:
         DirectoryInUse: a server holds the directory.
         DataDamaged: the directory holds damage a server would refuse to start on.
+        SharedState: a change, in the directory of a server sharing a stream.
     """
     lock = DirectoryLock(directory)
     try:
+        if request.changes and (directory / IDENTITY_NAME).exists():
+            raise SharedState(directory)
         if not request.changes:  # a read leaves the directory as it is: no new journal file
             state, _ = await trio.to_thread.run_sync(lambda: recover(directory, repair=False))
             return await perform(StateAtHand(state), request, emit)

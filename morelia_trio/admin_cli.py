@@ -18,7 +18,7 @@ from typing import BinaryIO
 import trio
 
 from . import admin_protocol as proto
-from .admin import run_offline
+from .admin import SharedState, run_offline
 from .admin_socket import connect, request
 from .config import Config
 from .core.journal_format import DataDamaged
@@ -121,7 +121,7 @@ def _run(directory: Path, req: proto.AnyAdminRequest, out: BinaryIO) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         reply = trio.run(run_offline, directory, req, emit)
-    except (DirectoryInUse, DataDamaged) as exc:
+    except (DirectoryInUse, DataDamaged, SharedState) as exc:
         print(f"morelia-trio: cannot administer: {exc}", file=sys.stderr)
         return 1
     return _report(reply, out)

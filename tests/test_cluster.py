@@ -26,6 +26,7 @@ from morelia_trio.persistence.port import StorageFailed
 from morelia_trio.server import serve
 from tests.cluster import Nodes, event_log_url
 from tests.nats import NatsCluster, NatsServer
+from tests.test_admin import admin, lines
 from tests.test_http import exchange, get
 from tests.test_live import items, pushed, subscribe
 from tests.wire import Client, RequestFailed, open_client
@@ -468,3 +469,24 @@ async def test_metrics_show_the_event_log(deadline: None, nodes: Nodes) -> None:
     assert "morelia_event_log_reads_waiting 0.0" in body
     [record] = [line for line in body.splitlines() if line.startswith("morelia_event_log_record ")]
     assert float(record.split()[1]) >= 2  # the General flow and ann
+
+
+async def test_the_admin_tool_on_one_server_acts_on_every_server(
+    deadline: None, nodes: Nodes
+) -> None:
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(b.url) as on_b:
+        await on_b.register("ann", "ann-password")
+        _, err = await admin(a.config.data_dir, "suspend", "ann")  # through a's socket
+        assert "suspended" in err
+        with pytest.raises(RequestFailed) as refused:
+            await on_b.ping()  # the session ended with the suspension, on b too
+        assert refused.value.code == 401
+    out, _ = await admin(b.config.data_dir, "users")
+    assert [(u["login"], u["suspended"]) for u in lines(out)] == [("ann", True)]
+    # Stopped, a server's directory holds a copy of the stream's state: reads only.
+    await b.stop()
+    out, _ = await admin(b.config.data_dir, "users")
+    assert [(u["login"], u["suspended"]) for u in lines(out)] == [("ann", True)]
+    _, err = await admin(b.config.data_dir, "restore", "ann", ok=False)
+    assert "holds a copy of a shared event log's state" in err

@@ -14,6 +14,8 @@ import msgspec
 SCHEMES: Final = ("nats", "tls")
 # JetStream's rule for names, narrowed to what a file name and a subject token both allow.
 STREAM_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# In a data directory: which stream its snapshot is a copy of (the state is the stream's).
+IDENTITY_NAME: Final = "event-log.json"
 EXPECTED: Final = 'expected "nats://HOST:PORT[,HOST:PORT...]/STREAM" (or tls://)'
 
 

@@ -45,6 +45,7 @@ from ..live import Publisher
 from ..persistence.files import write_atomic
 from ..persistence.port import Gauge, StorageFailed, StorageObserver, Unobserved, refused
 from ..store import QUEUE, Job, Store
+from .address import IDENTITY_NAME
 from .stream import Listener, Outgoing, Record, SharedStream
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 CLOCK_MARGIN: Final = 1.0  # how far the servers' and the stream's clocks may disagree
 EXPIRY_CHECK: Final = 0.25
 RECONNECT_GRACE: Final = 1.5  # seconds without the log before changes are refused at once
-IDENTITY_NAME: Final = "event-log.json"  # which stream a data directory's snapshot belongs to
 LOCAL_SNAPSHOT: Final = "snapshot.msgpack"
 
 
@@ -206,6 +206,10 @@ class Node:
             result = job.fn(self.state, *job.args)
         except Exception as exc:
             job.answer(outcome.Error(exc))
+            return
+        if isinstance(result, Event):  # a change by a function no record may name: a bug
+            log.error("%s changes the state but is no shared command", job.fn.__qualname__)
+            job.answer(outcome.Error(TypeError(f"{job.fn.__qualname__} is no shared command")))
             return
         self.store.queries += 1
         job.answer(outcome.Value(result))
