@@ -18,6 +18,7 @@ import msgspec.inspect
 import trio
 
 from . import __version__, admin_cli, chat, logs
+from .cluster.address import EventLogMismatch
 from .config import AbuseLimits, Config, Rate
 from .core.journal_format import DataDamaged
 from .persistence.lock import DirectoryInUse
@@ -290,6 +291,7 @@ _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
     (CertificateError, "cannot start: "),
     (DirectoryInUse, "cannot start: "),
     (DataDamaged, "cannot start: "),
+    (EventLogMismatch, "cannot start: "),
     (StorageFailed, "stopped: "),
     (OSError, "cannot serve: "),  # e.g. the port is taken, or the data directory unusable
     (KeyboardInterrupt, "interrupted"),  # a second Ctrl-C during shutdown

@@ -18,11 +18,11 @@ import pytest
 import trio
 import trustme
 
+from morelia_trio.cluster.address import EventLogMismatch
 from morelia_trio.cluster.serving import EventLogUnreachable
 from morelia_trio.config import Config
 from morelia_trio.core import snapshot_format
 from morelia_trio.core.state import State
-from morelia_trio.persistence.port import StorageFailed
 from morelia_trio.server import serve
 from tests.cluster import Nodes, event_log_url
 from tests.nats import NatsCluster, NatsServer
@@ -394,7 +394,7 @@ async def test_a_data_directory_serves_one_stream(
     a = await nodes.add()
     await a.stop()
     other = msgspec.structs.replace(a.config, event_log=event_log_url(nats_server, "Other"))
-    with pytest.raises(StorageFailed, match="another stream"):
+    with pytest.raises(EventLogMismatch, match="another stream"):
         await serve(other)
     # A server's own journal is no place for a stream's records either.
     async with trio.open_nursery() as nursery:
@@ -403,7 +403,7 @@ async def test_a_data_directory_serves_one_stream(
             await client.register("ann", "ann-password")
         nursery.cancel_scope.cancel()
     shared = msgspec.structs.replace(morelia_config, event_log=nodes.url)
-    with pytest.raises(StorageFailed, match="own journal"):
+    with pytest.raises(EventLogMismatch, match="own journal"):
         await serve(shared)
 
 

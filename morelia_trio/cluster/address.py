@@ -19,6 +19,10 @@ IDENTITY_NAME: Final = "event-log.json"
 EXPECTED: Final = 'expected "nats://HOST:PORT[,HOST:PORT...]/STREAM" (or tls://)'
 
 
+class EventLogMismatch(Exception):
+    """At start-up: the data directory and the stream do not make one consistent state."""
+
+
 class EventLogAddress(msgspec.Struct, frozen=True):
     scheme: str  # "nats" or "tls"
     servers: tuple[str, ...]  # URLs nats-py connects to, credentials included

@@ -45,7 +45,7 @@ from ..live import Publisher
 from ..persistence.files import write_atomic
 from ..persistence.port import Gauge, StorageFailed, StorageObserver, Unobserved, refused
 from ..store import QUEUE, Job, Store
-from .address import IDENTITY_NAME
+from .address import IDENTITY_NAME, EventLogMismatch
 from .stream import Listener, Outgoing, Record, SharedStream
 
 log = logging.getLogger(__name__)
@@ -404,7 +404,7 @@ def check_identity(directory: Path, stream: str, created: float) -> None:
     """A data directory serves one stream: refuse one whose snapshot is of another.
 
     Raises:
-        StorageFailed: the directory holds the state of another stream (or of a local
+        EventLogMismatch: the directory holds the state of another stream (or of a local
             journal), which this stream's records must not be applied to.
     """
     path = directory / IDENTITY_NAME
@@ -413,14 +413,14 @@ def check_identity(directory: Path, stream: str, created: float) -> None:
     except FileNotFoundError:
         journals = [p.name for p in directory.iterdir() if p.name.startswith("journal-")]
         if journals or (directory / LOCAL_SNAPSHOT).exists():
-            raise StorageFailed(
+            raise EventLogMismatch(
                 f"{directory} holds a server's own journal or snapshot: a server sharing "
                 f"the stream {stream} starts from an empty data directory"
             ) from None
         write_atomic(path, json.dumps({"stream": stream, "created": created}).encode())
         return
     if known.get("stream") != stream or known.get("created") != created:
-        raise StorageFailed(
+        raise EventLogMismatch(
             f"{directory} holds the state of another stream than {stream} (or of the same "
             "name, created again): start this server from an empty data directory"
         )

@@ -23,10 +23,9 @@ import trio
 from ..config import Config
 from ..core.snapshot_format import Captured, decode, encode
 from ..core.state import State, capture, restore
-from ..persistence.port import StorageFailed
 from ..persistence.recovery import recover
 from ..store import Store
-from .address import parse_event_log
+from .address import EventLogMismatch, parse_event_log
 from .bridge import AsyncioThread
 from .node import SharedLog, check_identity, run_shared_store, write_local_snapshot
 from .stream import Listener, SharedStream
@@ -46,7 +45,7 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
 
     Raises:
         EventLogUnreachable: no connection to the log at start-up.
-        StorageFailed: the data directory or the stream cannot give a consistent state.
+        EventLogMismatch: the data directory and the stream make no consistent state.
     """
     assert config.event_log is not None
     address = parse_event_log(config.event_log)
@@ -129,14 +128,14 @@ async def _starting_state(stream: SharedStream, directory: Path) -> State:
     state, _ = await trio.to_thread.run_sync(recover, directory)
     first, last = await stream.last_seq()
     if state.seq > last:
-        raise StorageFailed(
+        raise EventLogMismatch(
             f"{directory} holds record {state.seq}, but the event log ends at record {last}: "
             "the log lost records (start this server from an empty data directory)"
         )
     if last and state.seq + 1 < first:  # purged past this snapshot: take the stream's
         newest = await stream.newest_snapshot()
         if newest is None or newest[0] + 1 < first:
-            raise StorageFailed(
+            raise EventLogMismatch(
                 f"the event log starts at record {first} and holds no snapshot that covers "
                 "the records before it"
             )
