@@ -29,6 +29,7 @@ READY_WITHIN: Final = 20.0  # seconds for a server (or a whole cluster) to repor
 STOP_WITHIN: Final = 10.0  # seconds for SIGTERM to end it, then it is killed
 POLL_EVERY: Final = 0.01
 LOG_TAIL_LINES: Final = 20
+PORT_ATTEMPTS: Final = 3
 CLUSTER_SIZE: Final = 3  # the fewest servers an R3 stream needs, and it outlives one loss
 
 
@@ -73,6 +74,7 @@ class NatsServer:
         self.routes = routes
         self.log_path = directory / f"{name}.log"
         self.process: trio.Process | None = None
+        self.started_once = False
 
     @property
     def url(self) -> str:
@@ -110,9 +112,24 @@ class NatsServer:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
-        """Start the process and wait until it is healthy."""
-        await self.launch()
-        await self.wait_healthy()
+        """Start the process and wait until it is healthy.
+
+        A port picked free may be taken before the server binds it (free_port's race): a
+        first start tries others. A restart keeps its ports: clients know them.
+        """
+        for attempt in range(PORT_ATTEMPTS):
+            await self.launch()
+            try:
+                await self.wait_healthy()
+                return
+            except NatsServerFailed:
+                if self.started_once or not self.lost_a_port() or attempt + 1 == PORT_ATTEMPTS:
+                    raise
+                self.port, self.monitor_port = free_port(), free_port()
+
+    def lost_a_port(self) -> bool:
+        """Did the server exit because one of its ports was taken?"""
+        return not self.running and "address already in use" in self.log_tail()
 
     async def launch(self) -> None:
         """Start the process without waiting (a cluster's servers wait for each other)."""
@@ -128,6 +145,7 @@ class NatsServer:
                 if not self.running:
                     raise NatsServerFailed(f"{self.name} exited at start-up{self.log_tail()}")
                 if await self.healthz() == 200:
+                    self.started_once = True
                     return
                 await trio.sleep(POLL_EVERY)
         raise NatsServerFailed(
@@ -196,9 +214,14 @@ class NatsCluster:
     """Three nats-servers routed to each other: JetStream with an elected meta leader."""
 
     def __init__(self, binary: str, directory: Path, name: str = "morelia-test") -> None:
+        self.binary, self.directory, self.name = binary, directory, name
+        self.servers = self._servers()
+
+    def _servers(self) -> list[NatsServer]:
+        binary, directory, name = self.binary, self.directory, self.name
         cluster_ports = [free_port() for _ in range(CLUSTER_SIZE)]
         routes = tuple(f"nats://127.0.0.1:{port}" for port in cluster_ports)
-        self.servers = [
+        return [
             NatsServer(
                 binary,
                 directory / f"n{index}",
@@ -217,11 +240,20 @@ class NatsCluster:
 
     async def start(self) -> None:
         # All at once: JetStream elects its meta leader only once a quorum is routed.
-        for server in self.servers:
-            await server.launch()
-        async with trio.open_nursery() as nursery:
+        for attempt in range(PORT_ATTEMPTS):
             for server in self.servers:
-                nursery.start_soon(server.wait_healthy)
+                await server.launch()
+            try:
+                async with trio.open_nursery() as nursery:
+                    for server in self.servers:
+                        nursery.start_soon(server.wait_healthy)
+                return
+            except BaseExceptionGroup as failed:  # free_port's race: try other ports
+                lost = any(server.lost_a_port() for server in self.servers)
+                if not lost or attempt + 1 == PORT_ATTEMPTS:
+                    raise failed.exceptions[0] from failed
+                await self.stop()
+                self.servers = self._servers()
 
     async def stop(self) -> None:
         async with trio.open_nursery() as nursery:

@@ -105,13 +105,30 @@ async def test_the_cluster_serves_a_replicated_stream_after_losing_its_leader(
 
 async def test_a_server_that_cannot_start_says_why(nats_binary: str, tmp_path: Path) -> None:
     server = NatsServer(nats_binary, tmp_path / "nats")
-    with socket.socket() as taken:
+    await server.start()
+    await server.stop()
+    with socket.socket() as taken:  # a restart keeps its port, which is taken now
         taken.bind(("127.0.0.1", server.port))
         taken.listen()
         with pytest.raises(NatsServerFailed, match="exited at start-up") as failed:
-            await server.start()
+            await server.restart()
     assert "address already in use" in str(failed.value)
     await server.stop()
+
+
+async def test_a_first_start_whose_port_was_taken_meanwhile_takes_another(
+    nats_binary: str, tmp_path: Path
+) -> None:
+    server = NatsServer(nats_binary, tmp_path / "nats")
+    picked = server.port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", picked))
+        taken.listen()
+        await server.start()
+    try:
+        assert server.port != picked and await server.healthz() == 200
+    finally:
+        await server.stop()
 
 
 @pytest.mark.parametrize("required", [False, True])
