@@ -241,10 +241,11 @@ async def test_the_stream_is_purged_behind_snapshots_and_a_newcomer_starts_from_
     deadline: None, nats_server: NatsServer, nursery: trio.Nursery, tmp_path: Path
 ) -> None:
     nodes = Nodes(nursery, tmp_path, nats_server, snapshot_interval=0.1, event_log_keep=5)
-    a = await nodes.add()
+    a, behind = await nodes.add(), await nodes.add()
     async with open_client(a.url) as on_a:
         await on_a.register("ann", "ann-password")
         flow = await general(on_a)
+        await behind.stop()  # its own snapshot will be older than the stream's first record
         for n in range(30):
             await on_a.send(flow, f"message {n}")
         with trio.fail_after(10):
@@ -258,6 +259,12 @@ async def test_the_stream_is_purged_behind_snapshots_and_a_newcomer_starts_from_
         await on_newcomer.login("ann", "ann-password")
         texts = [m["text"] for m in await on_newcomer.messages(flow)]
         assert texts == [f"message {n}" for n in range(30)]
+    await behind.start(nursery)  # from the stream's snapshot, not its own
+    async with open_client(behind.url) as on_behind:
+        await on_behind.login("ann", "ann-password")
+        texts = [m["text"] for m in await on_behind.messages(flow)]
+        assert texts == [f"message {n}" for n in range(30)]
+    await assert_same_state(nodes)
 
 
 async def test_the_stream_holds_no_password_and_no_token(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -19,6 +20,15 @@ import outcome
 import trio
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+def _logging_failures(fn: Callable[..., object], *args: object) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("Bug in a call from the event log's thread")
 
 
 class AsyncioThread:
@@ -55,10 +65,13 @@ class AsyncioThread:
         self.loop.call_soon_threadsafe(fn, *args)
 
     def to_trio(self, fn: Callable[..., object], *args: object) -> None:
-        """Call ``fn(*args)`` on the trio thread, soon (from the loop's thread)."""
+        """Call ``fn(*args)`` on the trio thread, soon (from the loop's thread).
+
+        An exception ``fn`` raises is logged: raised there, it would end trio's run.
+        """
         assert self.trio_token is not None
         with contextlib.suppress(trio.RunFinishedError):  # trio is gone: nobody waits
-            self.trio_token.run_sync_soon(fn, *args)
+            self.trio_token.run_sync_soon(_logging_failures, fn, *args)
 
     async def run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """From trio: run ``make()`` on the loop and return (or raise) what it did.

@@ -369,7 +369,11 @@ async def run_shared_store(
     wake_up = Job(_nothing, (), rotate=False)
 
     def wake() -> None:
-        with contextlib.suppress(trio.WouldBlock):  # the owner has jobs: it sees records too
+        # WouldBlock: the owner has jobs waiting, and sees the records too. Closed: the
+        # owner has stopped, and the stream may still deliver a record or two.
+        with contextlib.suppress(
+            trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
             send.send_nowait(wake_up)
 
     node.wake = wake
