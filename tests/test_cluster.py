@@ -20,7 +20,7 @@ import trustme
 
 from morelia_trio.cluster.address import EventLogMismatch
 from morelia_trio.cluster.serving import EventLogUnreachable
-from morelia_trio.config import Config
+from morelia_trio.config import AbuseLimits, Config, Rate
 from morelia_trio.core import snapshot_format
 from morelia_trio.core.state import State
 from morelia_trio.server import serve
@@ -497,3 +497,33 @@ async def test_the_admin_tool_on_one_server_acts_on_every_server(
     assert [(u["login"], u["suspended"]) for u in lines(out)] == [("ann", True)]
     _, err = await admin(b.config.data_dir, "restore", "ann", ok=False)
     assert "holds a copy of a shared event log's state" in err
+
+
+async def test_a_limit_kept_in_the_state_holds_across_servers(
+    deadline: None, nats_server: NatsServer, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """Flows one user may own: both servers decide each add_flow in the stream's order, so
+    however the requests race, the user ends with the most it may own, on every server."""
+    limits = AbuseLimits(max_owned_flows=4, flows_per_user=Rate(100, 60.0))
+    nodes = Nodes(nursery, tmp_path, nats_server, abuse=limits)
+    a, b = await nodes.add(), await nodes.add()
+    async with open_client(a.url) as on_a, open_client(b.url) as on_b:
+        await on_a.register("ann", "ann-password")
+        on_b.user_id, on_b.token = on_a.user_id, on_a.token
+        codes: list[int] = []
+
+        async def add(client: Client, title: str) -> None:
+            try:
+                await client.add_flow("group", title)
+                codes.append(200)
+            except RequestFailed as failed:
+                codes.append(failed.code)
+
+        async with trio.open_nursery() as racing:
+            for n in range(10):
+                racing.start_soon(add, on_a if n % 2 else on_b, f"group {n}")
+        assert sorted(codes) == [200] * 4 + [403] * 6
+        for client in (on_a, on_b):
+            mine = [f for f in await client.flows() if f["owner"] == on_a.user_id]
+            assert len(mine) == 4
+    await assert_same_state(nodes)
