@@ -110,8 +110,9 @@ def targets_table(results: Document, runs: Sequence[Run]) -> str:
     )
 
 
-def tables(document: Document, runs: Sequence[Run]) -> str:
-    """Every table; ``runs``: the runs on record, this one included, to judge the targets on."""
+def tables(document: Document, runs: Sequence[Run], *, nodes: bool = True) -> str:
+    """Every table; ``runs``: the runs on record, this one included, to judge the targets on;
+    ``nodes=False``: without the shared stream's (RESULTS.md gives them a section)."""
     results = document["results"]
     parts = [
         targets_table(results, runs),
@@ -362,7 +363,208 @@ def tables(document: Document, runs: Sequence[Run]) -> str:
             ],
         )
     )
+    if nodes and "nodes" in results:
+        parts.append(nodes_tables(results["nodes"]))
     return "\n".join(parts)
+
+
+# --- servers sharing a JetStream stream (bench/nodes.py): figures only, no target ----------
+
+NODE_SETUPS = {
+    "local_always": "local journal, fsync always",
+    "local_off": "local journal, fsync off",
+    "one_node": "one server, one stream",
+    "two_nodes": "two servers, one stream",
+}
+
+
+def nodes_tables(found: Document) -> str:
+    """The round trips, the fixed load and the stream alone, with their ratios to the local
+    journal measured in the same run (round trips: the median of each round's own ratio)."""
+    trip_rows: list[Row] = []
+    for setup, name in NODE_SETUPS.items():
+        for count, r in found["round_trips"][setup].items():
+            trip_rows.append(
+                [
+                    name,
+                    int(count),
+                    r["rate"],
+                    pct(r["rate_x_local_always"]),
+                    pct(r["rate_x_local_off"]),
+                    r["latency_ms_p50"],
+                    r["latency_ms_p99"],
+                    times(r["p99_x_local_always"]),
+                    times(r["p99_x_local_off"]),
+                    r["all_cpu_us_per_msg"],
+                    r["servers_cpu_us_per_msg"],
+                    r.get("nats_cpu_us_per_msg"),
+                    pct(r["server_busy"]),
+                    None if "nats_busy" not in r else pct(r["nats_busy"]),
+                    r["errors"],
+                ]
+            )
+    fixed = found["fixed_rate"]
+    fixed_rows: list[Row] = []
+    for setup, name in NODE_SETUPS.items():
+        r = fixed[setup]
+        base = {local: fixed[local]["latency_ms_p99"] for local in ("local_always", "local_off")}
+        fixed_rows.append(
+            [
+                name,
+                r["rate"],
+                r["latency_ms_p50"],
+                r["latency_ms_p99"],
+                r["latency_ms_p999"],
+                r["latency_ms_max"],
+                times(ratio_of(r["latency_ms_p99"], base["local_always"])),
+                times(ratio_of(r["latency_ms_p99"], base["local_off"])),
+                r["all_cpu_us_per_msg"],
+                r["unanswered"],
+                r["send_lag_ms_p99"],
+            ]
+        )
+    first = fixed["local_always"]
+    alone_rows: list[Row] = [
+        [
+            int(count),
+            r["rate"],
+            r["ack_ms_p50"],
+            r["ack_ms_p99"],
+            r["record_bytes"],
+            r["nats_cpu_us_per_record"],
+            pct(r["nats_busy"]),
+            r["client_cpu_us_per_record"],
+            pct(r["client_busy"]),
+        ]
+        for count, r in found["stream_alone"].items()
+    ]
+    return "\n".join(
+        [
+            table(
+                "Shared stream: round trips (closed loop, the suite's chat clients; two "
+                "servers: the connections split over both)",
+                [
+                    "setup",
+                    "conns",
+                    "msg/s",
+                    "x fsync always",
+                    "x fsync off",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99 x always",
+                    "p99 x off",
+                    "all us/msg",
+                    "servers us/msg",
+                    "nats us/msg",
+                    "server busy",
+                    "nats busy",
+                    "errors",
+                ],
+                trip_rows,
+            ),
+            table(
+                f"Shared stream: fixed load ({first['offered_rate']:,.0f} msg/s over "
+                f"{first['connections']} connections, latency from the scheduled send time)",
+                [
+                    "setup",
+                    "answered msg/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "max ms",
+                    "p99 x always",
+                    "p99 x off",
+                    "all us/msg",
+                    "unanswered",
+                    "gen lag p99 ms",
+                ],
+                fixed_rows,
+            ),
+            table(
+                "The stream alone: one nats-py client appending as a server does (each "
+                "record acknowledged, many in flight)",
+                [
+                    "in flight",
+                    "records/s",
+                    "ack p50 ms",
+                    "ack p99 ms",
+                    "record bytes",
+                    "nats us/record",
+                    "nats busy",
+                    "client us/record",
+                    "client busy",
+                ],
+                alone_rows,
+            ),
+        ]
+    )
+
+
+NODES_HEADING = "## Servers sharing a JetStream stream"
+
+
+def nodes_section(document: Document) -> str:
+    """RESULTS.md's section on the shared stream: how it was measured, and the tables of
+    ``document`` (a suite run's, or ``bench.experiments nodes``'s)."""
+    found = document["nodes"] if "nodes" in document else document["results"]["nodes"]
+    plan = document["plan"]
+    if "results" in document:
+        provenance = "Measured in the run above."
+    else:
+        provenance = (
+            f"Measured by `{document['command']}` on {document['date']}, in "
+            f"{document['seconds']:.0f} s, commit {document.get('code', 'unknown')}: apart "
+            "from the suite's run above, on the same machine."
+        )
+    best = max(found["stream_alone"].values(), key=lambda r: float(r["rate"] or 0))
+    one = found["round_trips"]["one_node"]
+    busiest = max(one, key=lambda count: float(one[count]["rate"] or 0))
+    return f"""{NODES_HEADING}
+
+{provenance} Figures only: no target is judged on them. `bench/nodes.py` starts a
+nats-server of its own (`.venv/bin/nats-server`, JetStream, file storage, one replica, its
+store in the suite's temporary directory on the repo's disk), seeds a stream with the state
+the local servers load (the stream's snapshot bucket holds it; the stream starts after it),
+and starts `serve --event-log` servers on it from empty data directories.
+
+- Each round trip row is the round with the median msg/s of {plan["nodes_rounds"]}; in a
+  round every setup is up at once and they take turns a few seconds apart, and "x fsync
+  always" and "x fsync off" are the median of each round's own ratio to the local journal in
+  that round. "all us/msg" is the CPU time of every process of the setup per reply: the
+  servers' and the nats-server's.
+- JetStream acknowledges a record once its server wrote it to its file; it fsyncs every two
+  minutes (nats-server's default `sync_interval`), so a power loss can take acknowledged
+  records from one replica; with three replicas a record is acknowledged once a quorum holds
+  it. The local journal's nearest mode is `--fsync batch`; both fsync modes are shown.
+- What shares the two cores: the nats-server and every server process share the server's
+  core; the load generator (and the stream-alone client) keeps the other. So the stream and
+  the local journal are measured on the same CPU, and two servers share one core: each
+  applies every record of the stream, so two cost more CPU per message than one, where a
+  real deployment gives each server (and each nats-server) cores of its own. On a bigger
+  machine the stream alone and each server's own round trips are the limits: the second
+  server would add its own core's worth of request handling, while both still apply every
+  change, at the "server us/msg" of a server that only follows.
+- The stream alone: {best["rate"]:,.0f} records a second at {best["in_flight"]} in flight
+  (ack p99 {best["ack_ms_p99"]:.2f} ms), against {one[busiest]["rate"]:,.0f} round trips a
+  second through one server at {busiest} connections. `bench/CLUSTER.md` says what that means
+  for a bigger service.
+
+{nodes_tables(found)}"""
+
+
+def replace_nodes_section(path: Path, section: str) -> None:
+    """Put ``section`` in RESULTS.md in place of its section on the shared stream (or before
+    the kept figures, if it has none)."""
+    text = path.read_text()
+    start = text.find(f"\n{NODES_HEADING}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + ("" if end < 0 else text[end:])
+    else:
+        at = text.find(f"\n{FIGURES_HEADING}\n")
+        at = len(text) if at < 0 else at
+        text = text[:at] + "\n" + section + text[at:]
+    path.write_text(text)
 
 
 def write_results_md(document: Document, path: Path, runs: Sequence[Run]) -> None:
@@ -427,9 +629,13 @@ it. Every run's figure is in [`RUNS.md`](RUNS.md).
 - Idle connections: each sent one `ping_pong` with its user's token and got the reply; the
   protocol keeps no per-connection login, so that is what "authenticated" means here.
 
-{tables(document, runs)}
+{tables(document, runs, nodes=False)}
 ![throughput and p99 latency against connection count](results.png)
 """
+    if "nodes" in document["results"]:
+        text += "\n" + nodes_section(document)
+    else:  # a run without them keeps the last figures measured apart from the suite
+        text += _section(path, NODES_HEADING)
     path.write_text(text + _kept_section(path, FIGURES_HEADING))
 
 
@@ -446,6 +652,19 @@ def _kept_section(path: Path, heading: str) -> str:
         return ""
     start = old.find(f"\n{heading}\n")
     return "\n" + old[start + 1 :] if start >= 0 else ""
+
+
+def _section(path: Path, heading: str) -> str:
+    """The section of ``path`` under ``heading``, up to the next one, or nothing."""
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        return ""
+    start = old.find(f"\n{heading}\n")
+    if start < 0:
+        return ""
+    end = old.find("\n## ", start + 1)
+    return "\n" + old[start + 1 : None if end < 0 else end + 1]
 
 
 def main() -> None:
