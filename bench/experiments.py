@@ -232,6 +232,7 @@ def nodes(quick: bool, write_md: bool) -> None:
     plan = msgspec.structs.replace(suite.QUICK if quick else suite.FULL, history=())
     code = runs.measured_code()
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     with suite.temporary_suite(plan) as measuring:
         found = nodes.measure(measuring)
     command = "python -m bench.experiments nodes" + (" --quick" if quick else "")
@@ -242,6 +243,7 @@ def nodes(quick: bool, write_md: bool) -> None:
         "seconds": time.perf_counter() - started,
         "machine": suite.machine(),
         "plan": msgspec.to_builtins(plan),
+        "load": [load_before, os.getloadavg()[0]],
         "nodes": found,
     }
     out = suite.BENCH / ("nodes-quick.json" if quick else "nodes.json")

@@ -53,6 +53,7 @@ from .suite import (
     Server,
     Suite,
     drive,
+    ping_frame,
     running_server,
     say,
 )
@@ -73,30 +74,29 @@ def free_port() -> int:
 
 
 class NatsServer:
-    """A nats-server with JetStream, its store in ``directory``, on the server's core."""
+    """A nats-server with JetStream, its store in ``directory``, on the server's core.
 
-    def __init__(self, directory: Path) -> None:
+    ``sync_always``: JetStream fsyncs every write before acknowledging it (``sync_interval:
+    always``), where by default it fsyncs every two minutes."""
+
+    def __init__(self, directory: Path, *, sync_always: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
         self.monitor_port = free_port()
         directory.mkdir(parents=True)
+        settings = directory / "nats.conf"
+        store = json.dumps(str(directory / "store"))
+        sync = ", sync_interval: always" if sync_always else ""
+        settings.write_text(
+            f'listen: "127.0.0.1:{self.port}"\nhttp: "127.0.0.1:{self.monitor_port}"\n'
+            f"jetstream: {{store_dir: {store}{sync}}}\n"
+        )
         environment = dict(os.environ)
         if SERVER_CORES is not None:  # Go sizes its scheduler by the CPUs it may use
             environment["GOMAXPROCS"] = str(len(SERVER_CORES))
         with (directory / "nats.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    str(NATS_SERVER),
-                    "--jetstream",
-                    "--store_dir",
-                    str(directory / "store"),
-                    "--addr",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--http_port",
-                    str(self.monitor_port),
-                ],
+                [str(NATS_SERVER), "--config", str(settings)],
                 stdout=log,
                 stderr=log,
                 env=environment,
@@ -139,8 +139,8 @@ class NatsServer:
 
 
 @contextlib.contextmanager
-def running_nats(directory: Path) -> Iterator[NatsServer]:
-    server = NatsServer(directory)
+def running_nats(directory: Path, *, sync_always: bool = False) -> Iterator[NatsServer]:
+    server = NatsServer(directory, sync_always=sync_always)
     try:
         yield server
     finally:
@@ -272,15 +272,21 @@ def _totals(result: Result, service: Service) -> None:
     result["all_cpu_us_per_msg"] = servers + float(result.get("nats_cpu_us_per_msg") or 0)
 
 
-def round_trip(suite: Suite, service: Service, count: int) -> Result:
+def round_trip(suite: Suite, service: Service, count: int, *, reads: bool = False) -> Result:
+    """Closed-loop round trips of the chat's sends, or with ``reads`` of ``ping_pong`` (a
+    read of the state: through a server on the stream, it waits for a read barrier)."""
     plan = suite.plan
+    if reads:
+        frames = [ping_frame(user) for user in suite.users(count)]
+    else:
+        frames = suite.chat_frames(count)
     result = drive(
         RoundTrips(
             url=service.url,
             more_urls=service.more_urls,
             server_pid=service.pid,
             watched=service.watched,
-            frames=suite.chat_frames(count),
+            frames=frames,
             warmup=plan.warmup,
             duration=plan.duration,
         )
@@ -288,7 +294,8 @@ def round_trip(suite: Suite, service: Service, count: int) -> Result:
     result["rss_kib"] = rss_kib(service.pid)
     _totals(result, service)
     say(
-        f"  {NAMES[service.name]}: {count:5} connections: {result['rate']:8.0f} msg/s, "
+        f"  {NAMES[service.name]}: {count:5} connections{' (reads)' if reads else ''}: "
+        f"{result['rate']:8.0f} msg/s, "
         f"p99 {result['latency_ms_p99']:.2f} ms, all processes "
         f"{result['all_cpu_us_per_msg']:.0f} us/msg (server busy {result['server_busy']:.0%}"
         + (f", nats busy {result['nats_busy']:.0%}" if "nats_busy" in result else "")
@@ -320,10 +327,11 @@ def fixed_rate(suite: Suite, service: Service) -> Result:
     return result
 
 
-def stream_alone(suite: Suite) -> dict[str, Result]:
+def stream_alone(suite: Suite, *, sync_always: bool = False) -> dict[str, dict[str, Result]]:
     """The stream alone, from one nats-py client on the generator's core."""
     plan = suite.plan
-    with running_nats(suite.work / "nats-alone") as nats_server:
+    directory = suite.work / ("nats-alone-sync" if sync_always else "nats-alone")
+    with running_nats(directory, sync_always=sync_always) as nats_server:
         process = subprocess.Popen(
             [
                 PYTHON,
@@ -348,13 +356,19 @@ def stream_alone(suite: Suite) -> dict[str, Result]:
         out, _ = process.communicate(timeout=300)
     if process.returncode != 0:
         raise RuntimeError(f"the stream-alone client failed ({process.returncode})")
-    found: dict[str, Result] = json.loads(out)
-    for count, r in found.items():
+    found: dict[str, dict[str, Result]] = json.loads(out)
+    label = "stream alone, sync always" if sync_always else "stream alone"
+    for count, r in found["appends"].items():
         say(
-            f"  stream alone: {int(count):5} in flight: {r['rate']:8.0f} records/s, ack p50 "
+            f"  {label}: {int(count):5} in flight: {r['rate']:8.0f} records/s, ack p50 "
             f"{r['ack_ms_p50']:.2f} ms, p99 {r['ack_ms_p99']:.2f} ms, nats-server "
             f"{r['nats_cpu_us_per_record']:.0f} us/record (busy {r['nats_busy']:.0%})"
         )
+    barrier = found["barrier"]
+    say(
+        f"  {label}: {barrier['barriers']} read barriers one after another: p50 "
+        f"{barrier['barrier_ms_p50']:.2f} ms, p99 {barrier['barrier_ms_p99']:.2f} ms"
+    )
     return found
 
 
@@ -363,18 +377,25 @@ def measure(suite: Suite) -> dict[str, object]:
     order turning from round to round), the fixed load on fresh setups, the stream alone."""
     plan = suite.plan
     rounds: dict[str, list[dict[str, Result]]] = {name: [] for name in SETUPS}
+    read_rounds: dict[str, list[dict[str, Result]]] = {name: [] for name in SETUPS}
     for number in range(plan.nodes_rounds):
         say(f"shared stream, round trips, round {number + 1} of {plan.nodes_rounds}")
         with services(suite, number) as up:
             order = [*SETUPS][number % len(SETUPS) :] + [*SETUPS][: number % len(SETUPS)]
             found: dict[str, dict[str, Result]] = {name: {} for name in SETUPS}
+            read: dict[str, dict[str, Result]] = {name: {} for name in SETUPS}
             for count in plan.nodes_connections:
                 for name in order:
                     found[name][str(count)] = round_trip(suite, up[name], count)
+            for count in plan.nodes_read_connections:
+                for name in order:
+                    read[name][str(count)] = round_trip(suite, up[name], count, reads=True)
         for name in SETUPS:
             rounds[name].append(found[name])
+            read_rounds[name].append(read[name])
     results: dict[str, object] = {
-        "round_trips": {name: _medians(rounds[name], rounds) for name in SETUPS}
+        "round_trips": {name: _medians(rounds[name], rounds) for name in SETUPS},
+        "read_round_trips": {name: _medians(read_rounds[name], read_rounds) for name in SETUPS},
     }
     say("shared stream, fixed load")
     fixed: dict[str, Result] = {}
@@ -389,6 +410,8 @@ def measure(suite: Suite) -> dict[str, object]:
     results["fixed_rate"] = fixed
     say("shared stream, the stream alone")
     results["stream_alone"] = stream_alone(suite)
+    say("shared stream, the stream alone, JetStream fsyncing every write")
+    results["stream_alone_sync_always"] = stream_alone(suite, sync_always=True)
     return results
 
 

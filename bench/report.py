@@ -378,12 +378,16 @@ NODE_SETUPS = {
 }
 
 
-def nodes_tables(found: Document) -> str:
-    """The round trips, the fixed load and the stream alone, with their ratios to the local
-    journal measured in the same run (round trips: the median of each round's own ratio)."""
+def _servers_busy(r: Document) -> float:
+    """The share of a core that the setup's servers used, together (not its nats-server)."""
+    extra = (value for key, value in r.items() if key.startswith("node") and key.endswith("_busy"))
+    return float(r["server_busy"]) + sum(float(value) for value in extra)
+
+
+def _node_trip_rows(trips: Document) -> list[Row]:
     trip_rows: list[Row] = []
     for setup, name in NODE_SETUPS.items():
-        for count, r in found["round_trips"][setup].items():
+        for count, r in trips[setup].items():
             trip_rows.append(
                 [
                     name,
@@ -398,11 +402,36 @@ def nodes_tables(found: Document) -> str:
                     r["all_cpu_us_per_msg"],
                     r["servers_cpu_us_per_msg"],
                     r.get("nats_cpu_us_per_msg"),
-                    pct(r["server_busy"]),
+                    pct(_servers_busy(r)),
                     None if "nats_busy" not in r else pct(r["nats_busy"]),
                     r["errors"],
                 ]
             )
+    return trip_rows
+
+
+TRIP_HEADER = [
+    "setup",
+    "conns",
+    "msg/s",
+    "x fsync always",
+    "x fsync off",
+    "p50 ms",
+    "p99 ms",
+    "p99 x always",
+    "p99 x off",
+    "all us/msg",
+    "servers us/msg",
+    "nats us/msg",
+    "servers busy",
+    "nats busy",
+    "errors",
+]
+
+
+def nodes_tables(found: Document) -> str:
+    """The round trips, the fixed load and the stream alone, with their ratios to the local
+    journal measured in the same run (round trips: the median of each round's own ratio)."""
     fixed = found["fixed_rate"]
     fixed_rows: list[Row] = []
     for setup, name in NODE_SETUPS.items():
@@ -426,6 +455,7 @@ def nodes_tables(found: Document) -> str:
     first = fixed["local_always"]
     alone_rows: list[Row] = [
         [
+            sync,
             int(count),
             r["rate"],
             r["ack_ms_p50"],
@@ -436,31 +466,26 @@ def nodes_tables(found: Document) -> str:
             r["client_cpu_us_per_record"],
             pct(r["client_busy"]),
         ]
-        for count, r in found["stream_alone"].items()
+        for key, sync in (
+            ("stream_alone", "every 2 minutes"),
+            ("stream_alone_sync_always", "every write"),
+        )
+        if key in found
+        for count, r in found[key]["appends"].items()
     ]
     return "\n".join(
         [
             table(
                 "Shared stream: round trips (closed loop, the suite's chat clients; two "
                 "servers: the connections split over both)",
-                [
-                    "setup",
-                    "conns",
-                    "msg/s",
-                    "x fsync always",
-                    "x fsync off",
-                    "p50 ms",
-                    "p99 ms",
-                    "p99 x always",
-                    "p99 x off",
-                    "all us/msg",
-                    "servers us/msg",
-                    "nats us/msg",
-                    "server busy",
-                    "nats busy",
-                    "errors",
-                ],
-                trip_rows,
+                TRIP_HEADER,
+                _node_trip_rows(found["round_trips"]),
+            ),
+            table(
+                "Shared stream: read round trips (ping_pong, a read of the state: through a "
+                "server on the stream it waits for a read barrier)",
+                TRIP_HEADER,
+                _node_trip_rows(found["read_round_trips"]),
             ),
             table(
                 f"Shared stream: fixed load ({first['offered_rate']:,.0f} msg/s over "
@@ -484,6 +509,7 @@ def nodes_tables(found: Document) -> str:
                 "The stream alone: one nats-py client appending as a server does (each "
                 "record acknowledged, many in flight)",
                 [
+                    "JetStream fsyncs",
                     "in flight",
                     "records/s",
                     "ack p50 ms",
@@ -514,9 +540,14 @@ def nodes_section(document: Document) -> str:
         provenance = (
             f"Measured by `{document['command']}` on {document['date']}, in "
             f"{document['seconds']:.0f} s, commit {document.get('code', 'unknown')}: apart "
-            "from the suite's run above, on the same machine."
+            "from the suite's run above, on the same machine"
         )
-    best = max(found["stream_alone"].values(), key=lambda r: float(r["rate"] or 0))
+        if "load" in document:  # what else the machine ran meanwhile
+            before, after = document["load"]
+            provenance += f" (1-minute load average {before:.1f} before, {after:.1f} after)"
+        provenance += "."
+    best = max(found["stream_alone"]["appends"].values(), key=lambda r: float(r["rate"] or 0))
+    barrier = found["stream_alone"]["barrier"]
     one = found["round_trips"]["one_node"]
     busiest = max(one, key=lambda count: float(one[count]["rate"] or 0))
     return f"""{NODES_HEADING}
@@ -530,24 +561,25 @@ and starts `serve --event-log` servers on it from empty data directories.
 - Each round trip row is the round with the median msg/s of {plan["nodes_rounds"]}; in a
   round every setup is up at once and they take turns a few seconds apart, and "x fsync
   always" and "x fsync off" are the median of each round's own ratio to the local journal in
-  that round. "all us/msg" is the CPU time of every process of the setup per reply: the
-  servers' and the nats-server's.
-- JetStream acknowledges a record once its server wrote it to its file; it fsyncs every two
-  minutes (nats-server's default `sync_interval`), so a power loss can take acknowledged
-  records from one replica; with three replicas a record is acknowledged once a quorum holds
-  it. The local journal's nearest mode is `--fsync batch`; both fsync modes are shown.
+  that round. "all us/msg" is the CPU time of every process of the setup per reply;
+  "servers us/msg" and "servers busy" count both servers of two together.
 - What shares the two cores: the nats-server and every server process share the server's
   core; the load generator (and the stream-alone client) keeps the other. So the stream and
-  the local journal are measured on the same CPU, and two servers share one core: each
-  applies every record of the stream, so two cost more CPU per message than one, where a
-  real deployment gives each server (and each nats-server) cores of its own. On a bigger
-  machine the stream alone and each server's own round trips are the limits: the second
-  server would add its own core's worth of request handling, while both still apply every
-  change, at the "server us/msg" of a server that only follows.
+  the local journal are measured on the same CPU, and two servers share one core, where a
+  deployment gives each server and each nats-server cores of their own: there, each server
+  answers its half of the clients but still applies every change, and the stream and the
+  CPU per message of each process, not the shared core, set the limits (`bench/CLUSTER.md`).
+- JetStream acknowledges a record once its server wrote it to its file, and by default
+  fsyncs every two minutes (`sync_interval`): a power loss can take acknowledged records
+  from one replica (with three replicas, a quorum holds each acknowledged record). The local
+  journal's nearest mode is `--fsync batch`; both of its other modes are shown. The stream
+  alone is also measured with `sync_interval: always` (an fsync before every
+  acknowledgement).
 - The stream alone: {best["rate"]:,.0f} records a second at {best["in_flight"]} in flight
-  (ack p99 {best["ack_ms_p99"]:.2f} ms), against {one[busiest]["rate"]:,.0f} round trips a
-  second through one server at {busiest} connections. `bench/CLUSTER.md` says what that means
-  for a bigger service.
+  (ack p99 {best["ack_ms_p99"]:.2f} ms), where one server on it answered
+  {one[busiest]["rate"]:,.0f} round trips a second at {busiest} connections. A read
+  barrier alone (`stream_info`, one after another) took {barrier["barrier_ms_p50"]:.2f} ms
+  at the median, {barrier["barrier_ms_p99"]:.2f} ms at p99.
 
 {nodes_tables(found)}"""
 

@@ -11,6 +11,9 @@ round trips. At each in-flight count it keeps that many publishes going for ``--
 (after a warm-up) and prints, as JSON, acknowledged records a second, the acknowledgement's
 latency, and with ``--nats-pid`` the nats-server's CPU time per record. Nothing reads the
 stream meanwhile: this is the ceiling of appending, not of a server's round trip.
+
+Then it times a server's read barrier alone: ``--barriers`` requests for the stream's last
+record number (``stream_info``, as ``SharedStream.last_seq`` asks), one after another.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .loadgen import Result, percentiles
 from .procstat import cpu_seconds
 
 WARMUP = 0.5  # seconds at each count before the measured window
+BARRIERS = 500
 
 
 def record(origin: str, number: int) -> bytes:
@@ -46,8 +50,14 @@ def record(origin: str, number: int) -> bytes:
 
 
 async def measure(
-    url: str, stream: str, counts: list[int], seconds: float, nats_pid: int | None
-) -> dict[str, Result]:
+    url: str,
+    stream: str,
+    counts: list[int],
+    seconds: float,
+    nats_pid: int | None,
+    barriers: int = BARRIERS,
+) -> dict[str, dict[str, Result]]:
+    """{"appends": {in flight: figures}, "barrier": figures}."""
     address = parse_event_log(f"{url}/{stream}")
     nc = await nats.connect(list(address.servers), name="bench stream alone")
     js = nc.jetstream()
@@ -68,9 +78,21 @@ async def measure(
             found[str(count)] = await _at(
                 js, address.subject, origin, numbers, count, seconds, nats_pid
             )
+        barrier = await _barriers(js, stream, barriers)
     finally:
         await nc.close()
-    return found
+    return {"appends": found, "barrier": barrier}
+
+
+async def _barriers(js: nats.js.JetStreamContext, stream: str, count: int) -> Result:
+    took: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await js.stream_info(stream)
+        took.append(time.perf_counter() - started)
+    result: Result = {"barriers": count}
+    result.update(percentiles(took, "barrier_ms"))
+    return result
 
 
 async def _at(
@@ -137,8 +159,11 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--nats-pid", type=int, help="the nats-server's pid: its CPU per record")
+    parser.add_argument("--barriers", type=int, default=BARRIERS)
     args = parser.parse_args()
-    found = asyncio.run(measure(args.url, args.stream, args.in_flight, args.seconds, args.nats_pid))
+    found = asyncio.run(
+        measure(args.url, args.stream, args.in_flight, args.seconds, args.nats_pid, args.barriers)
+    )
     json.dump(found, sys.stdout)
     sys.stdout.write("\n")
 

@@ -100,6 +100,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     # Servers sharing a JetStream stream (bench/nodes.py): round trips at these counts, in
     # rounds beside the local journal; the stream alone at these publishes in flight.
     nodes_connections: tuple[int, ...] = (1, 10, 100, 1000)
+    nodes_read_connections: tuple[int, ...] = (100,)  # ping_pong: a read, behind a barrier
     nodes_rounds: int = 3
     stream_in_flight: tuple[int, ...] = (1, 10, 100, 1000)
 

@@ -190,14 +190,16 @@ def test_the_stream_alone_is_measured_as_a_server_appends(tmp_path: Path) -> Non
 
     with nodes.running_nats(tmp_path / "nats") as nats_server:
         found = asyncio.run(
-            stream_alone.measure(nats_server.url, "ALONE", [1, 8], 0.3, nats_server.pid)
+            stream_alone.measure(nats_server.url, "ALONE", [1, 8], 0.3, nats_server.pid, 20)
         )
         held = asyncio.run(_messages_in(nats_server.url, "ALONE"))
-    assert set(found) == {"1", "8"}
-    for result in found.values():
+    appends = found["appends"]
+    assert set(appends) == {"1", "8"}
+    for result in appends.values():
         assert float(result["rate"] or 0) > 0
         assert float(result["ack_ms_p99"] or 0) > 0
-    assert held >= sum(int(result["records"] or 0) for result in found.values())
+    assert held >= sum(int(result["records"] or 0) for result in appends.values())
+    assert found["barrier"]["barriers"] == 20 and float(found["barrier"]["barrier_ms_p99"] or 0) > 0
 
 
 async def _messages_in(url: str, stream: str) -> int:
@@ -249,19 +251,23 @@ def _fake_nodes_document() -> dict[str, object]:
         "plan": {"nodes_rounds": 3},
         "nodes": {
             "round_trips": {setup: {"100": trips(4321.0)} for setup in setups},
+            "read_round_trips": {setup: {"100": trips(6543.0)} for setup in setups},
             "fixed_rate": {setup: fixed() for setup in setups},
             "stream_alone": {
-                "100": {
-                    "in_flight": 100,
-                    "rate": 9876.0,
-                    "ack_ms_p50": 1.0,
-                    "ack_ms_p99": 2.5,
-                    "record_bytes": 119,
-                    "nats_cpu_us_per_record": 7.0,
-                    "nats_busy": 0.07,
-                    "client_cpu_us_per_record": 30.0,
-                    "client_busy": 0.3,
-                }
+                "appends": {
+                    "100": {
+                        "in_flight": 100,
+                        "rate": 9876.0,
+                        "ack_ms_p50": 1.0,
+                        "ack_ms_p99": 2.5,
+                        "record_bytes": 119,
+                        "nats_cpu_us_per_record": 7.0,
+                        "nats_busy": 0.07,
+                        "client_cpu_us_per_record": 30.0,
+                        "client_busy": 0.3,
+                    }
+                },
+                "barrier": {"barriers": 500, "barrier_ms_p50": 0.21, "barrier_ms_p99": 0.87},
             },
         },
     }
@@ -276,7 +282,8 @@ def test_results_md_gets_one_section_on_the_shared_stream_before_the_kept_figure
     results.write_text("# Benchmark results\n\nTables.\n\n## Figures behind the code\n\nKept.\n")
     section = report.nodes_section(_fake_nodes_document())
     assert "9,876 records a second at 100 in flight" in section  # how far one stream goes
-    assert "4,321 round trips" in section
+    assert "answered\n  4,321 round trips" in section
+    assert "0.87 ms at p99" in section  # a read barrier alone
     report.replace_nodes_section(results, section)
     report.replace_nodes_section(results, section)  # a second run replaces the first
     text = results.read_text()
