@@ -23,7 +23,8 @@ SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the
 on the fan-out targets; the figures as JSON in bench/fanout[-quick].json.
 ``nodes``: the suite's scenarios of servers sharing a JetStream stream alone (bench/nodes.py;
 ``--quick``: their bench-quick form), the figures as JSON in bench/nodes[-quick].json; with
-``--write-md``, bench/RESULTS.md's section on them is replaced by this run's.
+``--write-md``, bench/RESULTS.md's section on them is replaced by this run's (later, from
+the JSON: ``python -m bench.report --nodes bench/nodes.json --write-md bench/RESULTS.md``).
 REV runs from a temporary git worktree; the working tree is this checkout.
 """
 

@@ -1,8 +1,11 @@
 """Tables of a suite's results (markdown: it reads as well in a terminal), and RESULTS.md.
 
 .venv/bin/python -m bench.report [bench/results.json] [--write-md bench/RESULTS.md]
+.venv/bin/python -m bench.report --nodes bench/nodes.json [--write-md bench/RESULTS.md]
 
 The targets are judged on the median of the runs on record (bench/runs.jsonl) and this one.
+With ``--nodes``: only the section on servers sharing a JetStream stream, from the figures
+``python -m bench.experiments nodes`` wrote, in place of RESULTS.md's.
 """
 
 from __future__ import annotations
@@ -562,7 +565,10 @@ and starts `serve --event-log` servers on it from empty data directories.
   round every setup is up at once and they take turns a few seconds apart, and "x fsync
   always" and "x fsync off" are the median of each round's own ratio to the local journal in
   that round. "all us/msg" is the CPU time of every process of the setup per reply;
-  "servers us/msg" and "servers busy" count both servers of two together.
+  "servers us/msg" and "servers busy" count both servers of two together. Other work on
+  the machine moves msg/s and latencies far more than CPU time per message: on a busy
+  machine, read the "us/msg" columns first (`rounds_rate` in `bench/nodes.json` lists each
+  round's msg/s).
 - What shares the two cores: the nats-server and every server process share the server's
   core; the load generator (and the stream-alone client) keeps the other. So the stream and
   the local journal are measured on the same CPU, and two servers share one core, where a
@@ -577,7 +583,7 @@ and starts `serve --event-log` servers on it from empty data directories.
   acknowledgement).
 - The stream alone: {best["rate"]:,.0f} records a second at {best["in_flight"]} in flight
   (ack p99 {best["ack_ms_p99"]:.2f} ms), where one server on it answered
-  {one[busiest]["rate"]:,.0f} round trips a second at {busiest} connections. A read
+  {one[busiest]["rate"]:,.0f} round trips a second at {int(busiest):,} connections. A read
   barrier alone (`stream_info`, one after another) took {barrier["barrier_ms_p50"]:.2f} ms
   at the median, {barrier["barrier_ms_p99"]:.2f} ms at p99.
 
@@ -703,7 +709,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results.json"))
     parser.add_argument("--write-md", type=Path)
+    parser.add_argument("--nodes", type=Path, help="bench/nodes.json: that section alone")
     args = parser.parse_args()
+    if args.nodes:
+        section = nodes_section(json.loads(args.nodes.read_text()))
+        print(section)
+        if args.write_md:
+            replace_nodes_section(args.write_md, section)
+        return
     document: Document = json.loads(args.results.read_text())
     from .runs import on_record  # here: bench.runs draws its page with this module's table
 
