@@ -1,7 +1,7 @@
 """The benchmark suite: the real server and its ceiling, driven by a separate load generator.
 
-    .venv/bin/python -m bench            # the whole suite, about 14 minutes
-    .venv/bin/python -m bench --quick    # a shorter form of every scenario, under 3 minutes
+    .venv/bin/python -m bench            # the whole suite, about 23 minutes
+    .venv/bin/python -m bench --quick    # a shorter form of every scenario, about 5 minutes
 
 Each server (the real one, or ``bench/ceiling.py``) runs as its own process pinned to one
 core; the load generator (``bench/loadgen.py``, picows on asyncio) runs as another, pinned to
@@ -778,7 +778,7 @@ def machine() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short form (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short form (about 5 minutes)")
     parser.add_argument("--out", type=Path, help="results JSON (bench/results[-quick].json)")
     parser.add_argument(
         "--no-report", action="store_true", help="do not write bench/RESULTS.md and results.png"
