@@ -44,6 +44,7 @@ from morelia_trio.core.state import capture, restore
 
 from .loadgen import OpenLoop, RoundTrips
 from .procstat import rss_kib
+from .stream_alone import Measured
 from .suite import (
     GENERATOR_CORES,
     PYTHON,
@@ -327,7 +328,7 @@ def fixed_rate(suite: Suite, service: Service) -> Result:
     return result
 
 
-def stream_alone(suite: Suite, *, sync_always: bool = False) -> dict[str, dict[str, Result]]:
+def stream_alone(suite: Suite, *, sync_always: bool = False) -> Measured:
     """The stream alone, from one nats-py client on the generator's core."""
     plan = suite.plan
     directory = suite.work / ("nats-alone-sync" if sync_always else "nats-alone")
@@ -356,7 +357,7 @@ def stream_alone(suite: Suite, *, sync_always: bool = False) -> dict[str, dict[s
         out, _ = process.communicate(timeout=300)
     if process.returncode != 0:
         raise RuntimeError(f"the stream-alone client failed ({process.returncode})")
-    found: dict[str, dict[str, Result]] = json.loads(out)
+    found: Measured = json.loads(out)
     label = "stream alone, sync always" if sync_always else "stream alone"
     for count, r in found["appends"].items():
         say(

@@ -26,6 +26,7 @@ import os
 import secrets
 import sys
 import time
+from typing import TypedDict
 
 import nats
 from nats.js.api import StorageType, StreamConfig
@@ -42,6 +43,11 @@ WARMUP = 0.5  # seconds at each count before the measured window
 BARRIERS = 500
 
 
+class Measured(TypedDict):
+    appends: dict[str, Result]  # by publishes in flight
+    barrier: Result
+
+
 def record(origin: str, number: int) -> bytes:
     """What a server appends for one of the round trips' sends into General."""
     now = time.time()
@@ -56,8 +62,7 @@ async def measure(
     seconds: float,
     nats_pid: int | None,
     barriers: int = BARRIERS,
-) -> dict[str, dict[str, Result]]:
-    """{"appends": {in flight: figures}, "barrier": figures}."""
+) -> Measured:
     address = parse_event_log(f"{url}/{stream}")
     nc = await nats.connect(list(address.servers), name="bench stream alone")
     js = nc.jetstream()
