@@ -4,11 +4,12 @@ The suite starts a nats-server of its own (``.venv/bin/nats-server``, from nats-
 JetStream's store in the suite's temporary directory, on the repo's disk as the journals
 are), seeds a stream with the prepared state the local servers load from their snapshot,
 and starts one or two servers on it from empty data directories: each loads the state from
-the stream's snapshot bucket, as a server joining a running service does. Round trips and
-the fixed load then run against one server, and against two with the connections split
-over them, in rounds beside the local journal (fsync always and off) as the suite's own
-round trips do; and the stream alone takes records from one nats-py client
-(``bench/stream_alone.py``).
+the stream's snapshot bucket, as a server joining a running service does. Round trips
+(sends, and reads that wait for a read barrier) and the fixed load then run against one
+server, and against two with the connections split over them, in rounds beside the local
+journal (fsync always and off) as the suite's own round trips do; and the stream alone
+takes records from one nats-py client (``bench/stream_alone.py``), from a nats-server with
+JetStream's default fsync every two minutes, then from one fsyncing every write.
 
 Cores: the machine has two. Everything on the service's side (the nats-server and every
 server process) shares the server's core; the load generator, and the stream-alone client,
@@ -199,7 +200,7 @@ def running_nodes(
         for number in range(count):
             data_dir = work / f"{stream}-{number}"
             data_dir.mkdir()
-            nodes.append(
+            nodes.append(  # --fsync is the local journal's: a server on a stream has none
                 stack.enter_context(
                     running_server(data_dir, "always", event_log=event_log, name=f"node {number}")
                 )
