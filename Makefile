@@ -61,7 +61,8 @@ autobahn: $(BENCH_INSTALLED)
 	$(BIN)/python autobahn/run.py
 
 # The benchmark suite: the real server and its ceiling (bench/ceiling.py) as separate
-# processes, driven by a picows load generator. About 14 minutes (bench-quick: about 3);
+# processes, driven by a picows load generator; then servers sharing a JetStream stream, on
+# a nats-server the suite starts (bench/nodes.py). About 23 minutes (bench-quick: about 5);
 # a full run writes bench/results.json, bench/RESULTS.md and bench/results.png.
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench

@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.experiments startup --rev REV [--runs 7]
     .venv/bin/python -m bench.experiments fsync-probe [--rounds 4]
     .venv/bin/python -m bench.experiments fanout [--quick]
+    .venv/bin/python -m bench.experiments nodes [--quick] [--write-md]
 
 ``ab``: server CPU per message at 100 connections, the ceiling, REV and the working tree in
 turn, fresh servers, median of the rounds. ``history``: the first all_messages page on a fresh
@@ -20,6 +21,10 @@ listening, REV against the working tree.
 SCHED_IDLE argon2 loops, as the hashing workers run (does hashing alone slow the disk?).
 ``fanout``: the suite's fan-out scenario alone (``--quick``: its bench-quick form), judged
 on the fan-out targets; the figures as JSON in bench/fanout[-quick].json.
+``nodes``: the suite's scenarios of servers sharing a JetStream stream alone (bench/nodes.py;
+``--quick``: their bench-quick form), the figures as JSON in bench/nodes[-quick].json; with
+``--write-md``, bench/RESULTS.md's section on them is replaced by this run's (later, from
+the JSON: ``python -m bench.report --nodes bench/nodes.json --write-md bench/RESULTS.md``).
 REV runs from a temporary git worktree; the working tree is this checkout.
 """
 
@@ -38,7 +43,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import suite, targets
+from . import runs, suite, targets
 from .suite import Result, Server, Suite
 
 
@@ -222,6 +227,34 @@ def fanout(quick: bool) -> None:
         print(f"{verdict.target}: {verdict.brief} [{met}]  {verdict.measured}")
 
 
+def nodes(quick: bool, write_md: bool) -> None:
+    from . import nodes, report
+
+    plan = msgspec.structs.replace(suite.QUICK if quick else suite.FULL, history=())
+    code = runs.measured_code()
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    with suite.temporary_suite(plan) as measuring:
+        found = nodes.measure(measuring)
+    command = "python -m bench.experiments nodes" + (" --quick" if quick else "")
+    document = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "code": code,
+        "seconds": time.perf_counter() - started,
+        "machine": suite.machine(),
+        "plan": msgspec.to_builtins(plan),
+        "load": [load_before, os.getloadavg()[0]],
+        "nodes": found,
+    }
+    out = suite.BENCH / ("nodes-quick.json" if quick else "nodes.json")
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    section = report.nodes_section(document)
+    print(section)
+    if write_md:
+        report.replace_nodes_section(suite.BENCH / "RESULTS.md", section)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +271,9 @@ def main() -> None:
     storm_parser.add_argument("--rev")
     commands.add_parser("fsync-probe").add_argument("--rounds", type=int, default=4)
     commands.add_parser("fanout").add_argument("--quick", action="store_true")
+    nodes_parser = commands.add_parser("nodes")
+    nodes_parser.add_argument("--quick", action="store_true")
+    nodes_parser.add_argument("--write-md", action="store_true")
     args = parser.parse_args()
     run: dict[str, Callable[[], None]] = {
         "ab": lambda: ab(args.rev, args.rounds, args.fsync),
@@ -246,6 +282,7 @@ def main() -> None:
         "startup": lambda: startup(args.rev, args.runs),
         "fsync-probe": lambda: fsync_probe(args.rounds),
         "fanout": lambda: fanout(args.quick),
+        "nodes": lambda: nodes(args.quick, args.write_md),
     }
     os.chdir(suite.REPO)
     run[args.command]()

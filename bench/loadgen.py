@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 import msgspec
@@ -41,6 +41,11 @@ class Spec(msgspec.Struct, tag_field="kind", kw_only=True):
     server_pid: int
     connect_concurrency: int = 200
     check_replies: bool = True  # count replies without a success code (the ceiling echoes)
+    # Round trips and the fixed load only: more servers of one service, connection k going
+    # to the k-th of [url, *more_urls] in turn; and more processes whose CPU time the window
+    # reads beside the server's (name -> pid: a nats-server, a second server).
+    more_urls: list[str] = []
+    watched: dict[str, int] = {}
 
 
 class RoundTrips(Spec, tag="round_trips"):
@@ -205,35 +210,46 @@ def _ignore(conn: Conn, payload: bytes) -> None:
 
 
 async def connect_all(
-    url: str, count: int, concurrency: int, handshake_timeout: float = 5.0
+    url: str,
+    count: int,
+    concurrency: int,
+    handshake_timeout: float = 5.0,
+    more_urls: Sequence[str] = (),
 ) -> list[Conn]:
+    """``count`` connections; with ``more_urls``, spread over [url, *more_urls] in turn."""
     limit = asyncio.Semaphore(concurrency)
+    urls = [url, *more_urls]
 
-    async def one() -> Conn:
+    async def one(index: int) -> Conn:
         async with limit:
             _, listener = await ws_connect(
                 Conn,
-                url,
+                urls[index % len(urls)],
                 max_frame_size=64 * 1024 * 1024,
                 websocket_handshake_timeout=handshake_timeout,
             )
             assert isinstance(listener, Conn)
             return listener
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
 class Window:
     """CPU time of the server and of this process, and wall time, over one window.
 
-    With ``disk``: also the mean time that disk took per flush (what an fsync waits for).
+    With ``disk``: also the mean time that disk took per flush (what an fsync waits for);
+    with ``watched`` (name -> pid), each one's CPU time too, as ``NAME_cpu_s``.
     """
 
-    def __init__(self, server_pid: int, disk: str | None = None) -> None:
+    def __init__(
+        self, server_pid: int, disk: str | None = None, watched: dict[str, int] | None = None
+    ) -> None:
         self.server_pid = server_pid
         self.disk = disk
+        self.watched = watched or {}
         self.wall = time.perf_counter()
         self.server = cpu_seconds(server_pid)
+        self.others = {name: cpu_seconds(pid) for name, pid in self.watched.items()}
         self.me = cpu_seconds(os.getpid())
         self.flushes = disk_flushes(disk) if disk is not None else (0, 0)
 
@@ -249,6 +265,10 @@ class Window:
             "gen_busy": me / wall,
             "disk_flush_ms": None,
         }
+        for name, pid in self.watched.items():
+            used = cpu_seconds(pid) - self.others[name]
+            result[f"{name}_cpu_s"] = used
+            result[f"{name}_busy"] = used / wall
         if self.disk is not None:
             (count, ms), (count0, ms0) = disk_flushes(self.disk), self.flushes
             result["disk_flush_ms"] = (ms - ms0) / (count - count0) if count > count0 else None
@@ -315,7 +335,9 @@ def _encoded(frames: list[str]) -> list[bytes]:
 
 async def round_trips(spec: RoundTrips) -> Result:
     frames = _encoded(spec.frames)
-    conns = await connect_all(spec.url, len(frames), spec.connect_concurrency)
+    conns = await connect_all(
+        spec.url, len(frames), spec.connect_concurrency, more_urls=spec.more_urls
+    )
     clock = time.perf_counter
     latencies: list[float] = []
     record = latencies.append
@@ -342,7 +364,7 @@ async def round_trips(spec: RoundTrips) -> Result:
         sent_at[index] = clock()
         conn.send(frame)
     await asyncio.sleep(spec.warmup)
-    window = Window(spec.server_pid)
+    window = Window(spec.server_pid, watched=spec.watched)
     state["recording"] = True
     await asyncio.sleep(spec.duration)
     state["recording"] = False
@@ -362,8 +384,15 @@ async def round_trips(spec: RoundTrips) -> Result:
         server_cpu_us_per_msg=float(result["server_cpu_s"] or 0) / max(count, 1) * 1e6,
         gen_cpu_us_per_msg=float(result["gen_cpu_s"] or 0) / max(count, 1) * 1e6,
     )
+    _watched_per_message(result, spec.watched, count)
     result.update(percentiles(latencies, "latency_ms"))
     return result
+
+
+def _watched_per_message(result: Result, watched: dict[str, int], count: int) -> None:
+    """Each watched process's CPU time per reply, as ``NAME_cpu_us_per_msg``."""
+    for name in watched:
+        result[f"{name}_cpu_us_per_msg"] = float(result[f"{name}_cpu_s"] or 0) / max(count, 1) * 1e6
 
 
 class _Schedule:
@@ -438,7 +467,9 @@ class _Schedule:
 
 async def open_loop(spec: OpenLoop) -> Result:
     frames = _encoded(spec.frames)
-    conns = await connect_all(spec.url, len(frames), spec.connect_concurrency)
+    conns = await connect_all(
+        spec.url, len(frames), spec.connect_concurrency, more_urls=spec.more_urls
+    )
     loop = asyncio.get_running_loop()
     begin = loop.time() + 1.0 + spec.warmup
     end = begin + spec.duration
@@ -446,7 +477,7 @@ async def open_loop(spec: OpenLoop) -> Result:
     schedule.set_window(begin, end)
     gc.disable()
     await asyncio.sleep(begin - loop.time())
-    window = Window(spec.server_pid)
+    window = Window(spec.server_pid, watched=spec.watched)
     await asyncio.sleep(end - loop.time())
     result = window.close()
     await schedule.drain(5.0)
@@ -463,6 +494,7 @@ async def open_loop(spec: OpenLoop) -> Result:
         rate=schedule.answered / spec.duration,
         server_cpu_us_per_msg=float(result["server_cpu_s"] or 0) / max(schedule.answered, 1) * 1e6,
     )
+    _watched_per_message(result, spec.watched, schedule.answered)
     result.update(percentiles(schedule.latencies, "latency_ms"))
     result.update(percentiles(schedule.late_sends, "send_lag_ms"))
     return result

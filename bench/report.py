@@ -1,8 +1,11 @@
 """Tables of a suite's results (markdown: it reads as well in a terminal), and RESULTS.md.
 
 .venv/bin/python -m bench.report [bench/results.json] [--write-md bench/RESULTS.md]
+.venv/bin/python -m bench.report --nodes bench/nodes.json [--write-md bench/RESULTS.md]
 
 The targets are judged on the median of the runs on record (bench/runs.jsonl) and this one.
+With ``--nodes``: only the section on servers sharing a JetStream stream, from the figures
+``python -m bench.experiments nodes`` wrote, in place of RESULTS.md's.
 """
 
 from __future__ import annotations
@@ -110,8 +113,9 @@ def targets_table(results: Document, runs: Sequence[Run]) -> str:
     )
 
 
-def tables(document: Document, runs: Sequence[Run]) -> str:
-    """Every table; ``runs``: the runs on record, this one included, to judge the targets on."""
+def tables(document: Document, runs: Sequence[Run], *, nodes: bool = True) -> str:
+    """Every table; ``runs``: the runs on record, this one included, to judge the targets on;
+    ``nodes=False``: without the shared stream's (RESULTS.md gives them a section)."""
     results = document["results"]
     parts = [
         targets_table(results, runs),
@@ -362,7 +366,243 @@ def tables(document: Document, runs: Sequence[Run]) -> str:
             ],
         )
     )
+    if nodes and "nodes" in results:
+        parts.append(nodes_tables(results["nodes"]))
     return "\n".join(parts)
+
+
+# --- servers sharing a JetStream stream (bench/nodes.py): figures only, no target ----------
+
+NODE_SETUPS = {
+    "local_always": "local journal, fsync always",
+    "local_off": "local journal, fsync off",
+    "one_node": "one server, one stream",
+    "two_nodes": "two servers, one stream",
+}
+
+
+def _servers_busy(r: Document) -> float:
+    """The share of a core that the setup's servers used, together (not its nats-server)."""
+    extra = (value for key, value in r.items() if key.startswith("node") and key.endswith("_busy"))
+    return float(r["server_busy"]) + sum(float(value) for value in extra)
+
+
+def _node_trip_rows(trips: Document) -> list[Row]:
+    trip_rows: list[Row] = []
+    for setup, name in NODE_SETUPS.items():
+        for count, r in trips[setup].items():
+            trip_rows.append(
+                [
+                    name,
+                    int(count),
+                    r["rate"],
+                    pct(r["rate_x_local_always"]),
+                    pct(r["rate_x_local_off"]),
+                    r["latency_ms_p50"],
+                    r["latency_ms_p99"],
+                    times(r["p99_x_local_always"]),
+                    times(r["p99_x_local_off"]),
+                    r["all_cpu_us_per_msg"],
+                    r["servers_cpu_us_per_msg"],
+                    r.get("nats_cpu_us_per_msg"),
+                    pct(_servers_busy(r)),
+                    None if "nats_busy" not in r else pct(r["nats_busy"]),
+                    r["errors"],
+                ]
+            )
+    return trip_rows
+
+
+TRIP_HEADER = [
+    "setup",
+    "conns",
+    "msg/s",
+    "x fsync always",
+    "x fsync off",
+    "p50 ms",
+    "p99 ms",
+    "p99 x always",
+    "p99 x off",
+    "all us/msg",
+    "servers us/msg",
+    "nats us/msg",
+    "servers busy",
+    "nats busy",
+    "errors",
+]
+
+
+def nodes_tables(found: Document) -> str:
+    """The round trips, the fixed load and the stream alone, with their ratios to the local
+    journal measured in the same run (round trips: the median of each round's own ratio)."""
+    fixed = found["fixed_rate"]
+    fixed_rows: list[Row] = []
+    for setup, name in NODE_SETUPS.items():
+        r = fixed[setup]
+        base = {local: fixed[local]["latency_ms_p99"] for local in ("local_always", "local_off")}
+        fixed_rows.append(
+            [
+                name,
+                r["rate"],
+                r["latency_ms_p50"],
+                r["latency_ms_p99"],
+                r["latency_ms_p999"],
+                r["latency_ms_max"],
+                times(ratio_of(r["latency_ms_p99"], base["local_always"])),
+                times(ratio_of(r["latency_ms_p99"], base["local_off"])),
+                r["all_cpu_us_per_msg"],
+                r["unanswered"],
+                r["send_lag_ms_p99"],
+            ]
+        )
+    first = fixed["local_always"]
+    alone_rows: list[Row] = [
+        [
+            sync,
+            int(count),
+            r["rate"],
+            r["ack_ms_p50"],
+            r["ack_ms_p99"],
+            r["record_bytes"],
+            r["nats_cpu_us_per_record"],
+            pct(r["nats_busy"]),
+            r["client_cpu_us_per_record"],
+            pct(r["client_busy"]),
+        ]
+        for key, sync in (
+            ("stream_alone", "every 2 minutes"),
+            ("stream_alone_sync_always", "every write"),
+        )
+        if key in found
+        for count, r in found[key]["appends"].items()
+    ]
+    return "\n".join(
+        [
+            table(
+                "Shared stream: round trips (closed loop, the suite's chat clients; two "
+                "servers: the connections split over both)",
+                TRIP_HEADER,
+                _node_trip_rows(found["round_trips"]),
+            ),
+            table(
+                "Shared stream: read round trips (ping_pong, a read of the state: through a "
+                "server on the stream it waits for a read barrier)",
+                TRIP_HEADER,
+                _node_trip_rows(found["read_round_trips"]),
+            ),
+            table(
+                f"Shared stream: fixed load ({first['offered_rate']:,.0f} msg/s over "
+                f"{first['connections']} connections, latency from the scheduled send time)",
+                [
+                    "setup",
+                    "answered msg/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "max ms",
+                    "p99 x always",
+                    "p99 x off",
+                    "all us/msg",
+                    "unanswered",
+                    "gen lag p99 ms",
+                ],
+                fixed_rows,
+            ),
+            table(
+                "The stream alone: one nats-py client appending as a server does (each "
+                "record acknowledged, many in flight)",
+                [
+                    "JetStream fsyncs",
+                    "in flight",
+                    "records/s",
+                    "ack p50 ms",
+                    "ack p99 ms",
+                    "record bytes",
+                    "nats us/record",
+                    "nats busy",
+                    "client us/record",
+                    "client busy",
+                ],
+                alone_rows,
+            ),
+        ]
+    )
+
+
+NODES_HEADING = "## Servers sharing a JetStream stream"
+
+
+def nodes_section(document: Document) -> str:
+    """RESULTS.md's section on the shared stream: how it was measured, and the tables of
+    ``document`` (a suite run's, or ``bench.experiments nodes``'s)."""
+    found = document["nodes"] if "nodes" in document else document["results"]["nodes"]
+    plan = document["plan"]
+    if "results" in document:
+        provenance = "Measured in the run above."
+    else:
+        provenance = (
+            f"Measured by `{document['command']}` on {document['date']}, in "
+            f"{document['seconds']:.0f} s, commit {document.get('code', 'unknown')}: apart "
+            "from the suite's run above, on the same machine"
+        )
+        if "load" in document:  # what else the machine ran meanwhile
+            before, after = document["load"]
+            provenance += f" (1-minute load average {before:.1f} before, {after:.1f} after)"
+        provenance += "."
+    best = max(found["stream_alone"]["appends"].values(), key=lambda r: float(r["rate"] or 0))
+    barrier = found["stream_alone"]["barrier"]
+    one = found["round_trips"]["one_node"]
+    busiest = max(one, key=lambda count: float(one[count]["rate"] or 0))
+    return f"""{NODES_HEADING}
+
+{provenance} Figures only: no target is judged on them. `bench/nodes.py` starts a
+nats-server of its own (`.venv/bin/nats-server`, JetStream, file storage, one replica, its
+store in the suite's temporary directory on the repo's disk), seeds a stream with the state
+the local servers load (the stream's snapshot bucket holds it; the stream starts after it),
+and starts `serve --event-log` servers on it from empty data directories.
+
+- Each round trip row is the round with the median msg/s of {plan["nodes_rounds"]}; in a
+  round every setup is up at once and they take turns a few seconds apart, and "x fsync
+  always" and "x fsync off" are the median of each round's own ratio to the local journal in
+  that round. "all us/msg" is the CPU time of every process of the setup per reply;
+  "servers us/msg" and "servers busy" count both servers of two together. Other work on
+  the machine moves msg/s and latencies far more than CPU time per message: on a busy
+  machine, read the "us/msg" columns first (`rounds_rate` in `bench/nodes.json` lists each
+  round's msg/s).
+- What shares the two cores: the nats-server and every server process share the server's
+  core; the load generator (and the stream-alone client) keeps the other. So the stream and
+  the local journal are measured on the same CPU, and two servers share one core, where a
+  deployment gives each server and each nats-server cores of their own: there, each server
+  answers its half of the clients but still applies every change, and the stream and the
+  CPU per message of each process, not the shared core, set the limits (`bench/CLUSTER.md`).
+- JetStream acknowledges a record once its server wrote it to its file, and by default
+  fsyncs every two minutes (`sync_interval`): a power loss can take acknowledged records
+  from one replica (with three replicas, a quorum holds each acknowledged record). The local
+  journal's nearest mode is `--fsync batch`; both of its other modes are shown. The stream
+  alone is also measured with `sync_interval: always` (an fsync before every
+  acknowledgement).
+- The stream alone: {best["rate"]:,.0f} records a second at {best["in_flight"]} in flight
+  (ack p99 {best["ack_ms_p99"]:.2f} ms), where one server on it answered
+  {one[busiest]["rate"]:,.0f} round trips a second at {int(busiest):,} connections. A read
+  barrier alone (`stream_info`, one after another) took {barrier["barrier_ms_p50"]:.2f} ms
+  at the median, {barrier["barrier_ms_p99"]:.2f} ms at p99.
+
+{nodes_tables(found)}"""
+
+
+def replace_nodes_section(path: Path, section: str) -> None:
+    """Put ``section`` in RESULTS.md in place of its section on the shared stream (or before
+    the kept figures, if it has none)."""
+    text = path.read_text()
+    start = text.find(f"\n{NODES_HEADING}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + ("" if end < 0 else text[end:])
+    else:
+        at = text.find(f"\n{FIGURES_HEADING}\n")
+        at = len(text) if at < 0 else at
+        text = text[:at] + "\n" + section + text[at:]
+    path.write_text(text)
 
 
 def write_results_md(document: Document, path: Path, runs: Sequence[Run]) -> None:
@@ -427,9 +667,13 @@ it. Every run's figure is in [`RUNS.md`](RUNS.md).
 - Idle connections: each sent one `ping_pong` with its user's token and got the reply; the
   protocol keeps no per-connection login, so that is what "authenticated" means here.
 
-{tables(document, runs)}
+{tables(document, runs, nodes=False)}
 ![throughput and p99 latency against connection count](results.png)
 """
+    if "nodes" in document["results"]:
+        text += "\n" + nodes_section(document)
+    else:  # a run without them keeps the last figures measured apart from the suite
+        text += _section(path, NODES_HEADING)
     path.write_text(text + _kept_section(path, FIGURES_HEADING))
 
 
@@ -448,11 +692,31 @@ def _kept_section(path: Path, heading: str) -> str:
     return "\n" + old[start + 1 :] if start >= 0 else ""
 
 
+def _section(path: Path, heading: str) -> str:
+    """The section of ``path`` under ``heading``, up to the next one, or nothing."""
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        return ""
+    start = old.find(f"\n{heading}\n")
+    if start < 0:
+        return ""
+    end = old.find("\n## ", start + 1)
+    return "\n" + old[start + 1 : None if end < 0 else end + 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results.json"))
     parser.add_argument("--write-md", type=Path)
+    parser.add_argument("--nodes", type=Path, help="bench/nodes.json: that section alone")
     args = parser.parse_args()
+    if args.nodes:
+        section = nodes_section(json.loads(args.nodes.read_text()))
+        print(section)
+        if args.write_md:
+            replace_nodes_section(args.write_md, section)
+        return
     document: Document = json.loads(args.results.read_text())
     from .runs import on_record  # here: bench.runs draws its page with this module's table
 

@@ -1,7 +1,7 @@
 """The benchmark suite: the real server and its ceiling, driven by a separate load generator.
 
-    .venv/bin/python -m bench            # the whole suite, about 14 minutes
-    .venv/bin/python -m bench --quick    # a shorter form of every scenario, under 3 minutes
+    .venv/bin/python -m bench            # the whole suite, about 23 minutes
+    .venv/bin/python -m bench --quick    # a shorter form of every scenario, about 5 minutes
 
 Each server (the real one, or ``bench/ceiling.py``) runs as its own process pinned to one
 core; the load generator (``bench/loadgen.py``, picows on asyncio) runs as another, pinned to
@@ -97,6 +97,12 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     fanout_fixed_duration: float = 10.0
     # Characters (the most a message may have): the stalled ones' sockets fill sooner.
     fanout_stalled_text: int = 10_000
+    # Servers sharing a JetStream stream (bench/nodes.py): round trips at these counts, in
+    # rounds beside the local journal; the stream alone at these publishes in flight.
+    nodes_connections: tuple[int, ...] = (1, 10, 100, 1000)
+    nodes_read_connections: tuple[int, ...] = (100,)  # ping_pong: a read, behind a barrier
+    nodes_rounds: int = 3
+    stream_in_flight: tuple[int, ...] = (1, 10, 100, 1000)
 
 
 FULL = Plan()
@@ -118,6 +124,8 @@ QUICK = Plan(
     fanout_rounds=1,
     fanout_duration=2.0,
     fanout_fixed_duration=4.0,
+    nodes_connections=(10, 100),
+    nodes_rounds=1,
 )
 
 
@@ -163,7 +171,8 @@ class Server:
         finally:
             watchdog.cancel()
         # keep reading its log, or a full pipe would stall the server mid-run
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.drain = threading.Thread(target=self._drain, daemon=True)
+        self.drain.start()
 
     @property
     def is_ceiling(self) -> bool:
@@ -186,13 +195,25 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.drain.join(timeout=5)  # the log's end, then the pipe may close
+        if not self.drain.is_alive():
+            assert self.process.stderr is not None
+            self.process.stderr.close()
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, fsync: str, tree: Path = REPO) -> Iterator[Server]:
+def running_server(
+    data_dir: Path,
+    fsync: str,
+    tree: Path = REPO,
+    *,
+    event_log: str | None = None,
+    name: str | None = None,
+) -> Iterator[Server]:
     """The real server, with its abuse limits off: benchmarks measure speed, not limits.
 
-    ``tree``: the source tree to run it from (bench.experiments compares two revisions)."""
+    ``tree``: the source tree to run it from (bench.experiments compares two revisions);
+    ``event_log``: a server sharing that stream (``serve --event-log``), not a journal."""
     argv = [
         PYTHON,
         "-m",
@@ -211,8 +232,9 @@ def running_server(data_dir: Path, fsync: str, tree: Path = REPO) -> Iterator[Se
         "--fsync",
         fsync,
         "--no-limits",
+        *(["--event-log", event_log] if event_log is not None else []),
     ]
-    server = Server(f"server (fsync {fsync})", argv, tree)
+    server = Server(name or f"server (fsync {fsync})", argv, tree)
     try:
         yield server
     finally:
@@ -670,6 +692,9 @@ class Suite:
         results["fan_out"] = self.fan_out()
         say("scale of state (in-process)")
         results["scale"] = self.scale()
+        from . import nodes  # here: it builds on this module
+
+        results["nodes"] = nodes.measure(self)
         return results
 
 
@@ -753,7 +778,7 @@ def machine() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short form (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short form (about 5 minutes)")
     parser.add_argument("--out", type=Path, help="results JSON (bench/results[-quick].json)")
     parser.add_argument(
         "--no-report", action="store_true", help="do not write bench/RESULTS.md and results.png"
