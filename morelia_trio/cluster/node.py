@@ -333,7 +333,10 @@ async def run_shared_store(
     wake_up = Job(_nothing, (), rotate=False)
 
     def wake() -> None:
-        with contextlib.suppress(trio.WouldBlock):  # the owner has jobs: it sees records too
+        # WouldBlock: the owner has jobs, it sees records too. BrokenResourceError: the owner
+        # has stopped, while the stream, not closed yet, still hands over records (raising
+        # here, in a callback of trio's, would end the whole run as an internal error).
+        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
             send.send_nowait(wake_up)
 
     node.wake = wake
