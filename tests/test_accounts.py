@@ -20,6 +20,8 @@ from .helpers import exchange
 from .test_errors import DIALECTS, LIST, req
 from .test_persistence import running
 
+pytestmark = pytest.mark.spread
+
 SAME_AS_ALICE = ["alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45", "\uff21lice"]  # fullwidth
 REFUSED_LOGINS = [
     "\u0430lice",  # a Cyrillic a in a Latin login

@@ -25,6 +25,8 @@ from tests.wire import Client, open_client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, creds, doc, exchange
 
+pytestmark = pytest.mark.spread
+
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
 DOC, LIST = "document", "list"
