@@ -48,14 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "servers" not in metafunc.fixturenames:
+    one_node = metafunc.definition.get_closest_marker("one_node")
+    if one_node is not None and not one_node.args:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: one_node needs a reason")
+    if "servers" not in metafunc.fixturenames or one_node is not None:
         return
     if metafunc.definition.get_closest_marker("spread") is None:
-        return
-    one_node = metafunc.definition.get_closest_marker("one_node")
-    if one_node is not None:
-        if not one_node.args:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: one_node needs a reason")
         return
     insides = {"server", "morelia_server"} & set(metafunc.fixturenames)
     if insides:

@@ -90,6 +90,7 @@ def test_logins_checked_by_rule() -> None:
     assert canonical_login("ǅemal") == canonical_login("DŽEMAL") == canonical_login("dž" + "emal")
 
 
+@pytest.mark.one_node("loads a data directory written before, into one server")
 async def test_logins_that_collide_under_the_new_rule_still_log_in(
     morelia_config: Config,
 ) -> None:

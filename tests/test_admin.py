@@ -196,6 +196,7 @@ async def test_an_export_holds_users_without_secrets_flows_and_messages(
 # --- the socket's life, and the tool offline -----------------------------------------------------
 
 
+@pytest.mark.one_node("the admin socket in its one server's data directory")
 async def test_the_socket_replaces_a_stale_one_and_is_removed_on_shutdown(
     morelia_config: Config,
 ) -> None:
@@ -213,6 +214,7 @@ async def test_the_socket_replaces_a_stale_one_and_is_removed_on_shutdown(
     assert not (directory / SOCKET_NAME).exists()
 
 
+@pytest.mark.one_node("the admin tool on one server's data directory, offline")
 async def test_offline_the_tool_takes_the_lock_and_its_changes_are_journaled(
     morelia_config: Config,
 ) -> None:

@@ -162,6 +162,7 @@ async def test_secrets_never_leave_the_server(connect: Connect) -> None:
     assert "s@example.org" in repr(replies[3])
 
 
+@pytest.mark.one_node("reads its one server's data files")
 async def test_passwords_are_stored_only_as_argon2id_hashes(
     morelia_config: object, nursery: trio.Nursery
 ) -> None:

@@ -316,6 +316,7 @@ async def test_a_subscriber_that_does_not_read_gets_a_resync_and_misses_nothing(
         assert set(sent) - heard  # some were dropped indeed
 
 
+@pytest.mark.one_node("restarts its one server on its data directory")
 async def test_a_restarted_server_catches_a_resubscriber_up(morelia_config: Config) -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
@@ -348,6 +349,7 @@ async def test_a_restarted_server_catches_a_resubscriber_up(morelia_config: Conf
     assert seen[-1] == ("message", "live")
 
 
+@pytest.mark.one_node("fills its one server's disk")
 async def test_no_update_for_a_change_the_disk_refused(
     morelia_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
