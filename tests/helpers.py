@@ -15,8 +15,7 @@ async def exchange(client: Client, frame: str | bytes | Frame) -> tuple[str, Fra
     """Send one frame; return the reply's raw text and the reply decoded."""
     if isinstance(frame, dict):
         frame = json.dumps(frame, ensure_ascii=False)
-    await client.ws.send_message(frame)
-    raw = await client.ws.get_message()
+    raw = await client.exchange(frame)
     assert isinstance(raw, str), "replies are always text frames"
     return raw, json.loads(raw)
 

@@ -20,6 +20,8 @@ from .helpers import exchange
 from .test_errors import DIALECTS, LIST, req
 from .test_persistence import running
 
+pytestmark = pytest.mark.spread
+
 SAME_AS_ALICE = ["alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45", "\uff21lice"]  # fullwidth
 REFUSED_LOGINS = [
     "\u0430lice",  # a Cyrillic a in a Latin login
@@ -88,6 +90,7 @@ def test_logins_checked_by_rule() -> None:
     assert canonical_login("ǅemal") == canonical_login("DŽEMAL") == canonical_login("dž" + "emal")
 
 
+@pytest.mark.one_node("loads a data directory written before, into one server")
 async def test_logins_that_collide_under_the_new_rule_still_log_in(
     morelia_config: Config,
 ) -> None:

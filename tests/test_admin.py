@@ -26,6 +26,9 @@ from morelia_trio.server import serve
 from tests.test_cli import without_settings
 from tests.wire import Client, RequestFailed, open_client
 
+pytestmark = pytest.mark.spread
+ADMIN_TOOL = "runs the admin tool on its one server's data directory"
+
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
 
@@ -77,6 +80,7 @@ async def test_the_owner_of_a_group_deletes_others_messages_in_it(ann: Client, b
     assert await code_of(ann.edit(again, "rewritten")) == 403  # the owner never edits
 
 
+@pytest.mark.one_node(ADMIN_TOOL)
 async def test_a_server_admin_deletes_in_any_flow_it_sees(
     server: Running, data_dir: Path, ann: Client, bob: Client
 ) -> None:
@@ -91,6 +95,7 @@ async def test_a_server_admin_deletes_in_any_flow_it_sees(
     assert await code_of(bob.delete_message(other)) == 403
 
 
+@pytest.mark.one_node(ADMIN_TOOL)
 async def test_a_suspended_account_is_logged_out_and_cannot_log_in_until_restored(
     server: Running, data_dir: Path, ann: Client, connect: Connect
 ) -> None:
@@ -118,6 +123,7 @@ async def test_a_suspended_account_is_logged_out_and_cannot_log_in_until_restore
 # --- the admin tool on a live server ----------------------------------------------------------
 
 
+@pytest.mark.one_node(ADMIN_TOOL)
 async def test_the_admin_tool_lists_finds_counts_and_deletes_on_a_live_server(
     server: Running, data_dir: Path, ann: Client, bob: Client
 ) -> None:
@@ -148,6 +154,7 @@ async def test_the_admin_tool_lists_finds_counts_and_deletes_on_a_live_server(
     assert "No user has this login or id." in err
 
 
+@pytest.mark.one_node(ADMIN_TOOL)
 async def test_a_backup_taken_while_serving_restores_by_serving_it(
     server: Running, data_dir: Path, ann: Client, tmp_path: Path, morelia_config: Config
 ) -> None:
@@ -171,6 +178,7 @@ async def test_a_backup_taken_while_serving_restores_by_serving_it(
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.one_node(ADMIN_TOOL)
 async def test_an_export_holds_users_without_secrets_flows_and_messages(
     server: Running, data_dir: Path, ann: Client
 ) -> None:
@@ -188,6 +196,7 @@ async def test_an_export_holds_users_without_secrets_flows_and_messages(
 # --- the socket's life, and the tool offline -----------------------------------------------------
 
 
+@pytest.mark.one_node("the admin socket in its one server's data directory")
 async def test_the_socket_replaces_a_stale_one_and_is_removed_on_shutdown(
     morelia_config: Config,
 ) -> None:
@@ -205,6 +214,7 @@ async def test_the_socket_replaces_a_stale_one_and_is_removed_on_shutdown(
     assert not (directory / SOCKET_NAME).exists()
 
 
+@pytest.mark.one_node("the admin tool on one server's data directory, offline")
 async def test_offline_the_tool_takes_the_lock_and_its_changes_are_journaled(
     morelia_config: Config,
 ) -> None:

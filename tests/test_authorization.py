@@ -11,6 +11,8 @@ import trio
 from morelia_trio import Running
 from tests.wire import Client, RequestFailed
 
+pytestmark = pytest.mark.spread
+
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
 
@@ -117,7 +119,7 @@ async def test_tokens_work_only_for_their_user(ann: Client, bob: Client) -> None
     assert ann.token != bob.token and len(ann.token or "") >= 22
 
 
-async def test_secrets_never_leave_the_server(server: Running, connect: Connect) -> None:
+async def test_secrets_never_leave_the_server(connect: Connect) -> None:
     password = "correct horse battery staple"
     async with connect() as one, connect() as two:
         await one.register("secretive", password, email="s@example.org")
@@ -160,6 +162,7 @@ async def test_secrets_never_leave_the_server(server: Running, connect: Connect)
     assert "s@example.org" in repr(replies[3])
 
 
+@pytest.mark.one_node("reads its one server's data files")
 async def test_passwords_are_stored_only_as_argon2id_hashes(
     morelia_config: object, nursery: trio.Nursery
 ) -> None:

@@ -7,9 +7,13 @@ import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+import pytest
+
 from tests.wire import Client
 
 from .helpers import check_list_reply, exchange
+
+pytestmark = pytest.mark.spread
 
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 

@@ -527,3 +527,32 @@ async def test_a_limit_kept_in_the_state_holds_across_servers(
             mine = [f for f in await client.flows() if f["owner"] == on_a.user_id]
             assert len(mine) == 4
     await assert_same_state(nodes)
+
+
+async def test_a_server_stops_cleanly_while_others_keep_changing_things(
+    deadline: None, nodes: Nodes
+) -> None:
+    """Records still arrive while a stopping server closes its stream: they wake no one."""
+    a, b = await nodes.add(), await nodes.add()
+    stopped = trio.Event()
+    sent = 0
+    async with open_client(b.url) as on_b:
+        await on_b.register("ann", "ann-password")
+        [general] = await on_b.flows()
+
+        async def talk() -> None:
+            nonlocal sent
+            while not stopped.is_set() and sent < 500:  # under one reply's cap
+                await on_b.send(general["id"], f"message {sent}")
+                sent += 1
+
+        async with trio.open_nursery() as chatter:
+            chatter.start_soon(talk)
+            for _ in range(10):  # each stop a chance to meet a record in flight
+                await trio.sleep(0.05)
+                await a.stop()
+                await a.start(nodes.nursery)
+            stopped.set()
+        async with open_client(a.url) as on_a:
+            await on_a.login("ann", "ann-password")
+            assert len(await on_a.messages(general["id"])) == sent

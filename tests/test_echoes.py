@@ -13,6 +13,8 @@ from tests.wire import Client
 from .helpers import Frame, exchange
 from .test_errors import DIALECTS, DOC, LIST, me, ref, req
 
+pytestmark = pytest.mark.spread
+
 # A value nobody else writes: a login or password a person typed (with a quote, which one
 # real client cannot read inside a detail), and an id no request in these tests names.
 MARK = "Qz7'mark"

@@ -18,12 +18,14 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from morelia_trio import Running, handlers, serve
+from morelia_trio import handlers
 from morelia_trio.auth import new_token
 from morelia_trio.config import Config, Limits
-from tests.wire import Client, open_client
+from tests.wire import Client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, creds, doc, exchange
+
+pytestmark = pytest.mark.spread
 
 Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
@@ -645,11 +647,17 @@ async def test_429_add_flow_naming_101_members(ann: Client, dialect: str) -> Non
 
 
 @pytest.fixture
-async def capped(deadline: None, nursery: trio.Nursery, morelia_config: Config) -> Running:
-    """A server whose all_messages and get_update replies hold at most 3 items."""
-    config = msgspec.structs.replace(morelia_config, limits=Limits(reply_cap=3))
-    running: Running = await nursery.start(serve, config)
-    return running
+def morelia_config(request: pytest.FixtureRequest, morelia_config: Config) -> Config:
+    """The server of a test using ``capped``: all_messages and get_update hold 3 items."""
+    if "capped" not in request.fixturenames:
+        return morelia_config
+    return msgspec.structs.replace(morelia_config, limits=Limits(reply_cap=3))
+
+
+@pytest.fixture
+def capped(connect: Connect) -> Connect:
+    """Connections to a server whose all_messages and get_update replies hold 3 items."""
+    return connect
 
 
 async def five_messages(client: Client) -> tuple[str, list[str]]:
@@ -662,9 +670,9 @@ async def five_messages(client: Client) -> tuple[str, list[str]]:
 
 @pytest.mark.parametrize("named_flow", [True, False])
 async def test_206_all_messages_sends_the_oldest_then_the_rest(
-    capped: Running, named_flow: bool
+    capped: Connect, named_flow: bool
 ) -> None:
-    async with open_client(capped.url) as client:
+    async with capped() as client:
         general, texts = await five_messages(client)
         flow = {"flow": {"id": int(general)}} if named_flow else {}
         first = await expect(
@@ -696,10 +704,10 @@ async def start_of_a_second() -> None:
         await trio.sleep(1 - time.time() % 1)
 
 
-async def test_206_in_the_list_dialect_never_splits_a_second(capped: Running) -> None:
+async def test_206_in_the_list_dialect_never_splits_a_second(capped: Connect) -> None:
     # List-dialect times are whole seconds, and the client asks again from the last one
     # received: a page cut inside a second could repeat forever. So it takes the whole second.
-    async with open_client(capped.url) as client:
+    async with capped() as client:
         await client.register("pager", "pager-password")
         general = await general_id(client)
         await start_of_a_second()
@@ -710,8 +718,8 @@ async def test_206_in_the_list_dialect_never_splits_a_second(capped: Running) ->
         assert len({m["time"] for m in reply["data"]["message"]}) == 1
 
 
-async def test_206_get_update(capped: Running) -> None:
-    async with open_client(capped.url) as client:
+async def test_206_get_update(capped: Connect) -> None:
+    async with capped() as client:
         await five_messages(client)
         frame = req(DOC, "get_update", user=me(client, DOC), time=0)
         reply = await expect(client, frame, DOC, "get_update", 206)
@@ -720,9 +728,9 @@ async def test_206_get_update(capped: Running) -> None:
 
 
 async def test_206_get_update_in_the_list_dialect_never_splits_a_second(
-    capped: Running,
+    capped: Connect,
 ) -> None:
-    async with open_client(capped.url) as client:
+    async with capped() as client:
         await start_of_a_second()
         await five_messages(client)  # the user, and five messages, all in one second
         frame = req(LIST, "get_update", user=me(client, LIST), time=0)
@@ -732,8 +740,8 @@ async def test_206_get_update_in_the_list_dialect_never_splits_a_second(
         assert [u["login"] for u in data["user"]] == ["pager"]
 
 
-async def test_206_list_dialect_pages_reach_the_end(capped: Running) -> None:
-    async with open_client(capped.url) as client:
+async def test_206_list_dialect_pages_reach_the_end(capped: Connect) -> None:
+    async with capped() as client:
         await client.register("pager", "pager-password")
         general = await general_id(client)
         await start_of_a_second()

@@ -10,6 +10,8 @@ from tests.wire import Client
 
 from .helpers import Frame, check_doc_reply, check_list_reply, creds, doc, exchange
 
+pytestmark = pytest.mark.spread
+
 
 async def doc_request(client: Client, type_: str, data: Frame | None, code: int = 200) -> Any:
     _, reply = await exchange(client, doc(type_, data))

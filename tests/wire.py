@@ -12,8 +12,9 @@ async with open_client("ws://127.0.0.1:8000/ws") as client:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -47,9 +48,13 @@ class Client:
         """Send one frame (a dict is encoded as JSON text) and return the decoded reply."""
         if isinstance(frame, dict):
             frame = _encoder.encode(frame).decode()
-        await self.ws.send_message(frame)
-        reply: Frame = msgspec.json.decode(await self.ws.get_message())
+        reply: Frame = msgspec.json.decode(await self.exchange(frame))
         return reply
+
+    async def exchange(self, frame: str | bytes) -> str | bytes:
+        """Send one frame as it is and return the next frame received, undecoded."""
+        await self.ws.send_message(frame)
+        return await self.ws.get_message()
 
     async def call(self, type_: str, **data: Any) -> Frame:
         """Send a list-dialect request with this client's token; raise on an error code."""
@@ -119,6 +124,55 @@ class Client:
 
     async def ping(self) -> None:
         await self.call("ping_pong")
+
+
+class SpreadClient(Client):
+    """A connection to each server of a cluster, each request sent over one picked at random.
+
+    ``ws`` is its home connection, which ``request`` picks too, and the one a test reads
+    pushed frames from: a subscription lives on the connection that asked for it, so a
+    subscribe answered 200 makes that connection the home one (raw reads of ``ws`` then see
+    its updates).
+    """
+
+    def __init__(self, connections: Sequence[WebSocketConnection], picker: random.Random) -> None:
+        self.connections = list(connections)
+        self.picker = picker
+        super().__init__(picker.choice(self.connections))
+
+    async def exchange(self, frame: str | bytes) -> str | bytes:
+        ws = self.picker.choice(self.connections)
+        await ws.send_message(frame)
+        reply = await ws.get_message()
+        if _is_subscribed(reply):
+            self.ws = ws
+        return reply
+
+
+def _is_subscribed(reply: str | bytes) -> bool:
+    try:
+        frame = msgspec.json.decode(reply)
+    except msgspec.DecodeError:
+        return False
+    if not isinstance(frame, dict) or frame.get("type") != "subscribe":
+        return False
+    errors = frame.get("errors")
+    return isinstance(errors, dict) and errors.get("code") == 200
+
+
+@asynccontextmanager
+async def open_spread_client(
+    urls: Sequence[str], picker: random.Random | None = None
+) -> AsyncIterator[Client]:
+    """A ``SpreadClient`` connected to each of ``urls``; every connection closes at the end."""
+    async with AsyncExitStack() as stack:
+        connections = [
+            await stack.enter_async_context(
+                open_websocket_url(url, max_message_size=16 * 1024 * 1024)
+            )
+            for url in urls
+        ]
+        yield SpreadClient(connections, picker or random.Random())
 
 
 @asynccontextmanager
