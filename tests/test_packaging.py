@@ -159,6 +159,10 @@ def test_the_tests_run_on_exactly_the_locked_versions() -> None:
         )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Serving:
     """A server started from a command line, stopped by a signal to its whole process group."""
 
@@ -168,6 +172,9 @@ class Serving:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # As from a terminal: a shell's background job starts with SIGINT ignored,
+            # which make would inherit, and then outlive its Ctrl-C.
+            preexec_fn=_default_sigint,
             **options,  # type: ignore[call-overload]
         )
         self.log: list[str] = []
