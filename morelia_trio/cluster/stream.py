@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 import time
@@ -273,13 +274,17 @@ class SharedStream:
 
     async def _newest_snapshot(self) -> tuple[int, bytes] | None:
         assert self._bucket is not None
-        names = await self._snapshot_names()
-        if not names:
-            return None
-        newest = max(names)
-        result = await self._bucket.get(newest)
-        assert result.data is not None
-        return int(newest), result.data
+        while True:
+            names = await self._snapshot_names()
+            if not names:
+                return None
+            newest = max(names)
+            try:
+                result = await self._bucket.get(newest)
+            except nats.js.errors.ObjectNotFoundError:
+                continue  # another server kept a newer one meanwhile and deleted this one
+            assert result.data is not None
+            return int(newest), result.data
 
     async def _snapshot_names(self) -> list[str]:
         assert self._bucket is not None
@@ -294,7 +299,9 @@ class SharedStream:
         await self._bucket.put(f"{seq:020d}", data)
         for name in await self._snapshot_names():
             if int(name) < seq:
-                await self._bucket.delete(name)
+                # Another server, keeping a snapshot at the same time, may delete it first.
+                with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
+                    await self._bucket.delete(name)
         before = (await self._js.stream_info(self.address.stream)).state.first_seq
         await self._js.purge_stream(self.address.stream, seq=seq + 1)
         after = (await self._js.stream_info(self.address.stream)).state.first_seq
