@@ -333,7 +333,10 @@ async def run_shared_store(
     wake_up = Job(_nothing, (), rotate=False)
 
     def wake() -> None:
-        with contextlib.suppress(trio.WouldBlock):  # the owner has jobs: it sees records too
+        # WouldBlock: the owner has jobs, it sees the records too. BrokenResourceError: the
+        # owner has stopped (the server is stopping) and the stream's thread still hands
+        # over what it read; raised here, in trio's own task, it would end the process.
+        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
             send.send_nowait(wake_up)
 
     node.wake = wake
