@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import trio
@@ -74,3 +75,25 @@ async def test_a_snapshot_replaced_while_a_server_reads_it_gives_the_newer_one(
 
     a._snapshot_names = listed_as_b_replaces  # type: ignore[method-assign]
     assert await a.newest_snapshot() == (20, b"at twenty")
+
+
+async def test_a_snapshot_deleted_while_a_server_downloads_it_gives_the_newer_one(
+    two_servers: tuple[SharedStream, SharedStream],
+) -> None:
+    a, b = two_servers
+    await a.keep_snapshot(10, b"at ten")
+    assert a._bucket is not None
+    described = a._bucket.get_info
+    replaced = False
+
+    async def described_as_b_replaces(name: str, show_deleted: bool | None = False) -> Any:
+        nonlocal replaced
+        info = await described(name, show_deleted)
+        if not replaced:  # between a's look at the object and its read of the chunks
+            replaced = True
+            await b._keep_snapshot(20, b"at twenty")
+        return info
+
+    a._bucket.get_info = described_as_b_replaces  # type: ignore[method-assign]
+    with trio.fail_after(10):  # the chunks a waits for are gone: it waited for ever
+        assert await a.newest_snapshot() == (20, b"at twenty")

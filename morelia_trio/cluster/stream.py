@@ -41,6 +41,7 @@ PUBLISH_TIMEOUT: Final = 2.0  # one try; a record is tried again (same id) until
 RETRY_PAUSE: Final = 0.1
 DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is stored once
 API_TIMEOUT: Final = 5.0
+DOWNLOAD_CHECK: Final = 1.0  # seconds between checks that a snapshot downloading is still kept
 
 
 class Record:
@@ -280,11 +281,29 @@ class SharedStream:
                 return None
             newest = max(names)
             try:
-                result = await self._bucket.get(newest)
+                data = await self._download(newest)
             except nats.js.errors.ObjectNotFoundError:
                 continue  # another server kept a newer one meanwhile and deleted this one
-            assert result.data is not None
-            return int(newest), result.data
+            return int(newest), data
+
+    async def _download(self, name: str) -> bytes:
+        """A snapshot's bytes; ObjectNotFoundError once another server deleted it.
+
+        The bucket's ``get`` waits for the object's chunks with no end: deleted while it
+        waits, they never come. So whether the object is still there is asked now and then.
+        """
+        assert self._bucket is not None
+        getting = asyncio.ensure_future(self._bucket.get(name))
+        try:
+            while True:
+                done, _ = await asyncio.wait({getting}, timeout=DOWNLOAD_CHECK)
+                if done:
+                    data = getting.result().data
+                    assert data is not None
+                    return data
+                await self._bucket.get_info(name)  # raises ObjectNotFoundError once deleted
+        finally:
+            getting.cancel()
 
     async def _snapshot_names(self) -> list[str]:
         assert self._bucket is not None
