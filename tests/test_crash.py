@@ -1,10 +1,13 @@
-"""The crash test, short form: the real server killed with SIGKILL, with a simulated power loss.
+"""The crash test, short form: the real server killed with SIGKILL, with a simulated power loss,
+and servers sharing a stream killed in turn.
 
-The long form is ``python -m tests.crash --kills 60 --power-loss`` (see tests/crash/).
+The long forms are ``python -m tests.crash --kills 60 --power-loss`` and
+``python -m tests.crash --nodes 3 --kills 60`` (see tests/crash/).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -31,6 +34,7 @@ from tests.crash.model import (
     judge_user,
     judge_user_list,
 )
+from tests.crash.nodes import wipes
 from tests.crash.process import PowerLoss
 from tests.crash.server_wrapper import BROKEN_FSYNC_ENV, FSYNC_LOG_ENV, install_hooks
 
@@ -76,6 +80,39 @@ def test_acknowledged_changes_survive_kill_9_and_power_loss(tmp_path: Path) -> N
     assert result["phantom"] == 0, output
     assert result["unexpected"] == 0, output
     assert result["passed"], output
+    assert result["acked"] > 100 and result["acked_checked"] == result["acked"], output
+    assert result["in_flight"] > 0, output
+
+
+NODE_KILLS = 6
+WIPE_CHANCE = 0.4
+
+
+def test_acknowledged_changes_survive_kill_9_of_nodes_sharing_a_stream(
+    tmp_path: Path, nats_binary: str
+) -> None:
+    # A seed whose restarts include both kinds: from the node's own data directory (its
+    # last local snapshot) and from an empty one (the stream's snapshot, its records purged).
+    while True:
+        seed = secrets.randbits(32)
+        draws = list(itertools.islice(wipes(seed), NODE_KILLS))
+        if any(d < WIPE_CHANCE for d in draws) and any(d >= WIPE_CHANCE for d in draws):
+            break
+    result, output = crash_test(
+        tmp_path,
+        *("--nodes", "3", "--kills", str(NODE_KILLS), "--kills-per-check", "3"),
+        *("--wipe-chance", str(WIPE_CHANCE), "--snapshot-interval", "0.2"),
+        *("--event-log-keep", "2000", "--cheap-argon2", "--writers", "12"),
+        *("--nats-server", nats_binary, "--seed", str(seed)),
+    )
+    assert result["kills"] == NODE_KILLS, output
+    assert result["aborted"] is None, output
+    assert result["lost"] == 0, output
+    assert result["phantom"] == 0, output
+    assert result["diverged"] == 0, output
+    assert result["unexpected"] == 0, output
+    assert result["passed"], output
+    assert 0 < result["wiped"] < NODE_KILLS, output
     assert result["acked"] > 100 and result["acked_checked"] == result["acked"], output
     assert result["in_flight"] > 0, output
 
