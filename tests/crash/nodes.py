@@ -19,10 +19,12 @@ users, flows and messages (ids included) and accept every acknowledged user's to
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -80,6 +82,27 @@ def nats_server_binary(options: Options) -> str:
     return found
 
 
+class OwnNatsServer(NatsServer):
+    """A nats-server that dies with the harness, even one killed by a test's timeout (the
+    nodes watch their parent themselves: server_wrapper.py)."""
+
+    async def launch(self) -> None:
+        if sys.platform != "linux":  # no parent-death signal: stopped by the harness alone
+            await super().launch()
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = await trio.lowlevel.open_process(
+                self.command(), stdout=log, stderr=log, preexec_fn=_killed_with_parent
+            )
+
+
+def _killed_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it ends."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 @dataclass(eq=False)
 class Member:
     """One node: its process while it serves."""
@@ -101,7 +124,7 @@ class NodesHarness:
             for index in range(options.writers)
         ]
         self.wipes = wipes(options.seed)
-        self.nats = NatsServer(nats_server_binary(options), workdir / "nats")
+        self.nats = OwnNatsServer(nats_server_binary(options), workdir / "nats")
         self.members = [
             Member(
                 index,
