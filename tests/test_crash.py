@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.crash.harness import Seen
 from tests.crash.model import (
     FlowModel,
     MessageModel,
@@ -34,7 +35,7 @@ from tests.crash.model import (
     judge_user,
     judge_user_list,
 )
-from tests.crash.nodes import wipes
+from tests.crash.nodes import differences, wipes
 from tests.crash.process import PowerLoss
 from tests.crash.server_wrapper import BROKEN_FSYNC_ENV, FSYNC_LOG_ENV, install_hooks
 
@@ -253,3 +254,18 @@ def test_the_wrapper_records_each_fsync_or_breaks_it(
     finally:
         os.close(fd)
     assert log.read_text() == f"{os.path.realpath(target)}\t5\t{target.stat().st_ino}\n"
+
+
+def test_nodes_that_differ_are_caught() -> None:
+    user, flow = SeenUser(1, "ann"), SeenFlow(1, "group", "General", "Everyone", None)
+    message = SeenMessage(id=3, text="w00m0 v0", author=1, flow=1, client_id="w00m0", edited=False)
+    edited = SeenMessage(id=3, text="w00m0 v1", author=1, flow=1, client_id="w00m0", edited=True)
+    reference = Seen([flow], [message], [user])
+    assert differences(reference, Seen([flow], [message], [user])) == []
+    found = differences(reference, Seen([flow], [edited], [user, SeenUser(2, "bob")]))
+    assert [line.split(":")[0] for line in found] == [
+        "has more 1 user(s)",
+        "lacks 1 message(s)",
+        "has more 1 message(s)",
+    ]
+    assert "'w00m0 v1'" in found[2]
