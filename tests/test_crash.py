@@ -12,6 +12,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,26 +46,27 @@ REPO = Path(__file__).resolve().parents[1]
 def crash_test(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
     """Run the harness in its own process; return its counts and what it printed."""
     counts = tmp_path / "counts.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.crash",
-            *options,
-            "--workdir",
-            str(tmp_path / "work"),
-            "--json",
-            str(counts),
-        ],
+    command = [sys.executable, "-m", "tests.crash", *options]
+    command += ["--workdir", str(tmp_path / "work"), "--json", str(counts)]
+    # In a session of its own: a timeout ends the harness and whatever it started (its
+    # nats-server among them) at once.
+    with subprocess.Popen(
+        command,
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
-    )
-    output = done.stdout + done.stderr
+        start_new_session=True,
+    ) as harness:
+        try:
+            output, _ = harness.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(harness.pid, signal.SIGKILL)
+            output, _ = harness.communicate()
+            pytest.fail(f"the crash test took over 120 s:\n{output}")
     assert counts.exists(), output
     result: dict[str, Any] = json.loads(counts.read_text())
-    assert done.returncode == (0 if result["passed"] else 1), output
+    assert harness.returncode == (0 if result["passed"] else 1), output
     return result, output
 
 

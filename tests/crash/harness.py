@@ -155,6 +155,7 @@ class Writer:
     live: list[MessageModel] = field(default_factory=list)  # LIVE, nothing in flight
     numbers: itertools.count[int] = field(default_factory=itertools.count)
     in_flight: str | None = None  # the request sent and not yet answered
+    answered: str | None = None  # the request answered last
     acked: int = 0  # this round
 
     def refresh(self) -> None:
@@ -322,7 +323,7 @@ async def step(run: Run, writer: Writer, client: Client) -> None:
         writer.in_flight = f"register_user {user.login!r}"
         if await register(client, user, dialect, run):
             writer.acked += 1
-    writer.in_flight = None
+    writer.answered, writer.in_flight = writer.in_flight, None
 
 
 async def drive(run: Run, writer: Writer, url: str) -> None:

