@@ -123,6 +123,7 @@ class NodesHarness:
         self.started = trio.Event()  # set (and made anew) whenever a node starts serving
         self.slowest = (0.0, "")  # this round's slowest answer: seconds, and to what
         self.busy: list[str] = []  # the requests cut short at the end of a round
+        self.doing: dict[int, str] = {}  # by writer: where it is, for a round that overruns
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -209,7 +210,8 @@ class NodesHarness:
         if writing.cancel_scope.cancelled_caught:
             # Their changes may still land while the nodes are read: the check can differ.
             tally.unexpected.append(
-                f"writers still busy {STOP_GRACE:g} s after the stop: {'; '.join(self.busy)}"
+                f"writers still busy {STOP_GRACE:g} s after the stop: "
+                + "; ".join(self.busy + [f"writer {i} {doing}" for i, doing in self.doing.items()])
             )
         tally.acked += sum(w.acked for w in run.writers)
         checking = time.perf_counter()
@@ -256,17 +258,20 @@ class NodesHarness:
     async def drive(self, writer: Writer) -> None:
         """Operate through one node after another until the round stops."""
         run = self.run
-        while not self.stopping:
+        while not self.stopped():
             member = writer.rng.choice(self.serving())
             url, kills = self.url(member), member.kills
+            self.doing[writer.index] = f"connecting to node {member.index}"
             try:
                 async with open_client(url) as client:
-                    while not self.stopping:
+                    self.doing[writer.index] = f"writing through node {member.index}"
+                    while not self.stopped():
                         sent = trio.current_time()
                         await step(run, writer, client)
                         took = trio.current_time() - sent
                         if took > self.slowest[0]:
                             self.slowest = (took, f"{writer.answered} through node {member.index}")
+                    self.doing[writer.index] = f"closing its connection to node {member.index}"
             except Exception as exc:
                 if member.kills == kills or not is_disconnect(exc):
                     run.tally.unexpected.append(
@@ -275,6 +280,7 @@ class NodesHarness:
                     )
                     return
             finally:
+                self.doing.pop(writer.index, None)
                 if writer.in_flight is not None and self.stopped():
                     self.busy.append(f"{writer.in_flight} through node {member.index}")
                 if writer.in_flight is not None:  # its change is judged at the next check
