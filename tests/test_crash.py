@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.crash.harness import Seen
@@ -38,7 +39,12 @@ from tests.crash.model import (
 )
 from tests.crash.nodes import differences, wipes
 from tests.crash.process import PowerLoss
-from tests.crash.server_wrapper import BROKEN_FSYNC_ENV, FSYNC_LOG_ENV, install_hooks
+from tests.crash.server_wrapper import (
+    BROKEN_FSYNC_ENV,
+    FSYNC_LOG_ENV,
+    install_cheap_argon2,
+    install_hooks,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -271,3 +277,13 @@ def test_nodes_that_differ_are_caught() -> None:
         "has more 1 message(s)",
     ]
     assert "'w00m0 v1'" in found[2]
+
+
+def test_the_wrapper_makes_argon2_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from morelia_trio import cli
+
+    made = vars(cli)["Config"]
+    monkeypatch.setitem(vars(cli), "Config", made)  # restored after the test
+    install_cheap_argon2()
+    config = msgspec.convert({}, vars(cli)["Config"])
+    assert (config.argon2.time_cost, config.argon2.memory_cost) == (1, 8)
