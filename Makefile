@@ -46,10 +46,12 @@ typecheck: $(BENCH_INSTALLED)  # bench/ and autobahn/ are checked against their 
 check: lint typecheck test
 
 # The long crash test (a short form runs in `make test`): 60 SIGKILLs, then 60 with
-# simulated power loss (every byte no fsync covered is dropped).
+# simulated power loss (every byte no fsync covered is dropped), then 60 of nodes sharing
+# one stream of a nats-server (snapshots every 0.2 s, so restarts start from them).
 crash-test: $(INSTALLED)
 	$(BIN)/python -m tests.crash --kills 60
 	$(BIN)/python -m tests.crash --kills 60 --power-loss --torn-tails
+	$(BIN)/python -m tests.crash --nodes 3 --kills 60 --snapshot-interval 0.2
 
 # A long fuzzing run (make test runs 150,000 inputs): a million random and mutated frames.
 fuzz: $(INSTALLED)

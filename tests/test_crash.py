@@ -1,21 +1,27 @@
-"""The crash test, short form: the real server killed with SIGKILL, with a simulated power loss.
+"""The crash test, short form: the real server killed with SIGKILL, with a simulated power loss,
+and servers sharing a stream killed in turn.
 
-The long form is ``python -m tests.crash --kills 60 --power-loss`` (see tests/crash/).
+The long forms are ``python -m tests.crash --kills 60 --power-loss`` and
+``python -m tests.crash --nodes 3 --kills 60`` (see tests/crash/).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from tests.crash.harness import Seen
 from tests.crash.model import (
     FlowModel,
     MessageModel,
@@ -31,8 +37,14 @@ from tests.crash.model import (
     judge_user,
     judge_user_list,
 )
+from tests.crash.nodes import differences, wipes
 from tests.crash.process import PowerLoss
-from tests.crash.server_wrapper import BROKEN_FSYNC_ENV, FSYNC_LOG_ENV, install_hooks
+from tests.crash.server_wrapper import (
+    BROKEN_FSYNC_ENV,
+    FSYNC_LOG_ENV,
+    install_cheap_argon2,
+    install_hooks,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,26 +52,27 @@ REPO = Path(__file__).resolve().parents[1]
 def crash_test(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
     """Run the harness in its own process; return its counts and what it printed."""
     counts = tmp_path / "counts.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.crash",
-            *options,
-            "--workdir",
-            str(tmp_path / "work"),
-            "--json",
-            str(counts),
-        ],
+    command = [sys.executable, "-m", "tests.crash", *options]
+    command += ["--workdir", str(tmp_path / "work"), "--json", str(counts)]
+    # In a session of its own: a timeout ends the harness and whatever it started (its
+    # nats-server among them) at once.
+    with subprocess.Popen(
+        command,
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
-    )
-    output = done.stdout + done.stderr
+        start_new_session=True,
+    ) as harness:
+        try:
+            output, _ = harness.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(harness.pid, signal.SIGKILL)
+            output, _ = harness.communicate()
+            pytest.fail(f"the crash test took over 120 s:\n{output}")
     assert counts.exists(), output
     result: dict[str, Any] = json.loads(counts.read_text())
-    assert done.returncode == (0 if result["passed"] else 1), output
+    assert harness.returncode == (0 if result["passed"] else 1), output
     return result, output
 
 
@@ -76,6 +89,39 @@ def test_acknowledged_changes_survive_kill_9_and_power_loss(tmp_path: Path) -> N
     assert result["phantom"] == 0, output
     assert result["unexpected"] == 0, output
     assert result["passed"], output
+    assert result["acked"] > 100 and result["acked_checked"] == result["acked"], output
+    assert result["in_flight"] > 0, output
+
+
+NODE_KILLS = 6
+WIPE_CHANCE = 0.4
+
+
+def test_acknowledged_changes_survive_kill_9_of_nodes_sharing_a_stream(
+    tmp_path: Path, nats_binary: str
+) -> None:
+    # A seed whose restarts include both kinds: from the node's own data directory (its
+    # last local snapshot) and from an empty one (the stream's snapshot, its records purged).
+    while True:
+        seed = secrets.randbits(32)
+        draws = list(itertools.islice(wipes(seed), NODE_KILLS))
+        if any(d < WIPE_CHANCE for d in draws) and any(d >= WIPE_CHANCE for d in draws):
+            break
+    result, output = crash_test(
+        tmp_path,
+        *("--nodes", "3", "--kills", str(NODE_KILLS), "--kills-per-check", "3"),
+        *("--wipe-chance", str(WIPE_CHANCE), "--snapshot-interval", "0.2"),
+        *("--event-log-keep", "2000", "--cheap-argon2", "--writers", "12"),
+        *("--nats-server", nats_binary, "--seed", str(seed)),
+    )
+    assert result["kills"] == NODE_KILLS, output
+    assert result["aborted"] is None, output
+    assert result["lost"] == 0, output
+    assert result["phantom"] == 0, output
+    assert result["diverged"] == 0, output
+    assert result["unexpected"] == 0, output
+    assert result["passed"], output
+    assert 0 < result["wiped"] < NODE_KILLS, output
     assert result["acked"] > 100 and result["acked_checked"] == result["acked"], output
     assert result["in_flight"] > 0, output
 
@@ -216,3 +262,28 @@ def test_the_wrapper_records_each_fsync_or_breaks_it(
     finally:
         os.close(fd)
     assert log.read_text() == f"{os.path.realpath(target)}\t5\t{target.stat().st_ino}\n"
+
+
+def test_nodes_that_differ_are_caught() -> None:
+    user, flow = SeenUser(1, "ann"), SeenFlow(1, "group", "General", "Everyone", None)
+    message = SeenMessage(id=3, text="w00m0 v0", author=1, flow=1, client_id="w00m0", edited=False)
+    edited = SeenMessage(id=3, text="w00m0 v1", author=1, flow=1, client_id="w00m0", edited=True)
+    reference = Seen([flow], [message], [user])
+    assert differences(reference, Seen([flow], [message], [user])) == []
+    found = differences(reference, Seen([flow], [edited], [user, SeenUser(2, "bob")]))
+    assert [line.split(":")[0] for line in found] == [
+        "has more 1 user(s)",
+        "lacks 1 message(s)",
+        "has more 1 message(s)",
+    ]
+    assert "'w00m0 v1'" in found[2]
+
+
+def test_the_wrapper_makes_argon2_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from morelia_trio import cli
+
+    made = vars(cli)["Config"]
+    monkeypatch.setitem(vars(cli), "Config", made)  # restored after the test
+    install_cheap_argon2()
+    config = msgspec.convert({}, vars(cli)["Config"])
+    assert (config.argon2.time_cost, config.argon2.memory_cost) == (1, 8)

@@ -32,6 +32,7 @@ from .stream import Listener, SharedStream
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_TRIES: Final = 3
 START_WITHIN: Final = 5.0  # seconds to reach the log at start-up, then the server gives up
 
 
@@ -132,19 +133,22 @@ async def _starting_state(stream: SharedStream, directory: Path) -> State:
             f"{directory} holds record {state.seq}, but the event log ends at record {last}: "
             "the log lost records (start this server from an empty data directory)"
         )
-    if last and state.seq + 1 < first:  # purged past this snapshot: take the stream's
+    for _ in range(SNAPSHOT_TRIES):
+        if not last or state.seq + 1 >= first:
+            return state
+        # Purged past this state: take the stream's snapshot. Another server may keep a
+        # newer one and purge further while this one downloads: then look again.
         newest = await stream.newest_snapshot()
-        if newest is None or newest[0] + 1 < first:
-            raise EventLogMismatch(
-                f"the event log starts at record {first} and holds no snapshot that covers "
-                "the records before it"
-            )
-        seq, data = newest
-        state = await trio.to_thread.run_sync(
-            lambda: restore(decode(data, Path(f"{stream.address.snapshots}/{seq}")))
-        )
-        log.info("Starting from the event log's snapshot at record %d", seq)
-    return state
+        if newest is not None and newest[0] >= state.seq:
+            seq, data = newest
+            where = Path(f"{stream.address.snapshots}/{seq}")  # names it in an error
+            state = await trio.to_thread.run_sync(_restored, data, where)
+            log.info("Starting from the event log's snapshot at record %d", seq)
+        first, last = await stream.last_seq()
+    raise EventLogMismatch(
+        f"the event log starts at record {first} and holds no snapshot that covers "
+        "the records before it"
+    )
 
 
 async def _snapshot_forever(
@@ -173,6 +177,10 @@ async def _snapshot_forever(
             continue
         kept = captured.seq
         log.info("Event log snapshot at record %d; %d records purged", kept, purged)
+
+
+def _restored(data: bytes, where: Path) -> State:
+    return restore(decode(data, where))
 
 
 def _encoded(captured: Captured) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 import time
@@ -42,6 +43,7 @@ DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is sto
 API_TIMEOUT: Final = 5.0
 MAX_QUEUED: Final = 10_000  # records read but not yet taken by trio
 HEARTBEAT: Final = 0.5  # an ordered consumer lost with its server is noticed within 1 s
+DOWNLOAD_CHECK: Final = 1.0  # seconds between checks that a snapshot downloading is still kept
 
 
 class Record:
@@ -291,13 +293,35 @@ class SharedStream:
 
     async def _newest_snapshot(self) -> tuple[int, bytes] | None:
         assert self._bucket is not None
-        names = await self._snapshot_names()
-        if not names:
-            return None
-        newest = max(names)
-        result = await self._bucket.get(newest)
-        assert result.data is not None
-        return int(newest), result.data
+        while True:
+            names = await self._snapshot_names()
+            if not names:
+                return None
+            newest = max(names)
+            try:
+                data = await self._download(newest)
+            except nats.js.errors.ObjectNotFoundError:
+                continue  # another server kept a newer one meanwhile and deleted this one
+            return int(newest), data
+
+    async def _download(self, name: str) -> bytes:
+        """A snapshot's bytes; ObjectNotFoundError once another server deleted it.
+
+        The bucket's ``get`` waits for the object's chunks with no end: deleted while it
+        waits, they never come. So whether the object is still there is asked now and then.
+        """
+        assert self._bucket is not None
+        getting = asyncio.ensure_future(self._bucket.get(name))
+        try:
+            while True:
+                done, _ = await asyncio.wait({getting}, timeout=DOWNLOAD_CHECK)
+                if done:
+                    data = getting.result().data
+                    assert data is not None
+                    return data
+                await self._bucket.get_info(name)  # raises ObjectNotFoundError once deleted
+        finally:
+            getting.cancel()
 
     async def _snapshot_names(self) -> list[str]:
         assert self._bucket is not None
@@ -312,7 +336,9 @@ class SharedStream:
         await self._bucket.put(f"{seq:020d}", data)
         for name in await self._snapshot_names():
             if int(name) < seq:
-                await self._bucket.delete(name)
+                # Another server, keeping a snapshot at the same time, may delete it first.
+                with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
+                    await self._bucket.delete(name)
         before = (await self._js.stream_info(self.address.stream)).state.first_seq
         await self._js.purge_stream(self.address.stream, seq=seq + 1)
         after = (await self._js.stream_info(self.address.stream)).state.first_seq

@@ -1,9 +1,9 @@
-"""``python -m tests.crash``: run the crash test (see harness.py for the options)."""
+"""``python -m tests.crash``: run the crash test (see cli.py for the options)."""
 
 from __future__ import annotations
 
 import sys
 
-from .harness import main
+from .cli import main
 
 sys.exit(main())

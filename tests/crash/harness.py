@@ -7,23 +7,20 @@ messages to "General", edit and delete their own messages and add groups; 20-400
 start, the server gets SIGKILL. With --power-loss every journal file is then cut to the size
 its last completed fsync covered. The server restarts on the same data directory and a checker
 reads everything back through the protocol; model.py judges it. See README.md beside this file.
+
+The writers and the checker serve nodes.py too (servers sharing a stream); cli.py is the
+command line of both.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import random
 import secrets
-import shutil
-import sys
-import tempfile
 import time
 import traceback
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,7 +46,7 @@ from .model import (
     judge_user_list,
     needs_login,
 )
-from .process import PowerLoss, ServerFailed, ServerOptions, ServerProcess, start_server
+from .process import PowerLoss, ServerOptions, ServerProcess, start_server
 
 Frame = dict[str, Any]
 
@@ -81,6 +78,12 @@ class Options:
     max_delay_ms: float = 400.0
     cheap_argon2: bool = False
     snapshot_interval: float = 1.0
+    # Across nodes (nodes.py): servers sharing one stream, each killed in turn.
+    nodes: int = 1
+    kills_per_check: int = 5
+    wipe_chance: float = 0.25
+    event_log_keep: int = 3000
+    nats_server: str | None = None
     workdir: Path | None = None
     keep: bool = False
     json_path: Path | None = None
@@ -152,6 +155,7 @@ class Writer:
     live: list[MessageModel] = field(default_factory=list)  # LIVE, nothing in flight
     numbers: itertools.count[int] = field(default_factory=itertools.count)
     in_flight: str | None = None  # the request sent and not yet answered
+    answered: str | None = None  # the request answered last
     acked: int = 0  # this round
 
     def refresh(self) -> None:
@@ -319,7 +323,7 @@ async def step(run: Run, writer: Writer, client: Client) -> None:
         writer.in_flight = f"register_user {user.login!r}"
         if await register(client, user, dialect, run):
             writer.acked += 1
-    writer.in_flight = None
+    writer.answered, writer.in_flight = writer.in_flight, None
 
 
 async def drive(run: Run, writer: Writer, url: str) -> None:
@@ -359,13 +363,25 @@ async def prepare_accounts(run: Run, url: str) -> None:
 
 
 async def read_flows(client: Client, checker: UserModel) -> list[SeenFlow]:
-    reply = await call(client, frame("all_flow", {"user": me(DOC, checker)}, DOC))
-    if code_of(reply) != 200:
-        raise CheckFailed(f"all_flow failed: {reply['errors']}")
-    return [
-        SeenFlow(f["id"], f["type"], f["title"], f["info"], f["owner"])
-        for f in reply["data"]["flow"]
-    ]
+    """Every flow, in the document dialect, a page of at most 1000 at a time."""
+    since = 0.0
+    found: dict[int, SeenFlow] = {}
+    for _ in range(MAX_PAGES):
+        reply = await call(
+            client, frame("all_flow", {"user": me(DOC, checker), "time": since}, DOC)
+        )
+        code = code_of(reply)
+        if code not in (200, 206):
+            raise CheckFailed(f"all_flow from {since} failed: {reply['errors']}")
+        page = reply["data"]["flow"]
+        for f in page:
+            found[f["id"]] = SeenFlow(f["id"], f["type"], f["title"], f["info"], f["owner"])
+        if code == 200:
+            return list(found.values())
+        if not page or page[-1]["time"] <= since:
+            raise CheckFailed(f"all_flow from {since} said 206 but did not move on")
+        since = page[-1]["time"]
+    raise CheckFailed(f"all_flow needed more than {MAX_PAGES} pages")
 
 
 async def read_messages(client: Client, checker: UserModel) -> list[SeenMessage]:
@@ -460,13 +476,23 @@ async def probe(client: Client, user: UserModel) -> UserProbe:
     return result
 
 
-async def probe_users(url: str, users: list[UserModel]) -> list[UserProbe]:
+async def ping(client: Client, user: UserModel) -> UserProbe:
+    """Only whether the user's token works (no password check)."""
+    reply = await call(client, frame("ping_pong", {"user": me(DOC, user)}, DOC))
+    return UserProbe(ping=code_of(reply))
+
+
+async def probe_users(
+    url: str,
+    users: list[UserModel],
+    how: Callable[[Client, UserModel], Awaitable[UserProbe]] = probe,
+) -> list[UserProbe]:
     probes: list[UserProbe] = [UserProbe() for _ in users]
 
     async def lane(start: int) -> None:
         async with open_client(url) as client:
             for index in range(start, len(users), CHECK_LANES):
-                probes[index] = await probe(client, users[index])
+                probes[index] = await how(client, users[index])
 
     async with trio.open_nursery() as nursery:
         for start in range(min(CHECK_LANES, len(users))):
@@ -474,9 +500,17 @@ async def probe_users(url: str, users: list[UserModel]) -> list[UserProbe]:
     return probes
 
 
-async def verify(run: Run, url: str) -> None:
-    """Read everything back and judge it; in-flight changes become known one way or the other."""
-    tally = run.tally
+@dataclass
+class Seen:
+    """Everything one server shows, read back through the protocol."""
+
+    flows: list[SeenFlow]
+    messages: list[SeenMessage]
+    users: list[SeenUser]
+
+
+async def read_back(run: Run, url: str) -> Seen:
+    """Read everything the server at ``url`` holds, as the checker (made anew if it is lost)."""
     async with open_client(url) as client:
         checker = run.checker
         if checker is not None:
@@ -487,20 +521,27 @@ async def verify(run: Run, url: str) -> None:
             checker = new_user(run, run.rng, "checker")
             if not await register(client, checker, DOC, run):
                 raise CheckFailed("could not register a checker")
-            tally.acked += 1
+            run.tally.acked += 1
             run.checker = checker
         flows = await read_flows(client, checker)
         messages = await read_messages(client, checker)
-        listed = await read_users(client, checker)
-    generals = [f for f in flows if f.title == GENERAL and f.owner is None]
+        users = await read_users(client, checker)
+    return Seen(flows, messages, users)
+
+
+async def judge(run: Run, seen: Seen, url: str) -> None:
+    """Judge what a server showed (its users probed through ``url``); in-flight changes
+    become known one way or the other."""
+    tally = run.tally
+    generals = [f for f in seen.flows if f.title == GENERAL and f.owner is None]
     if not any(f.id == run.general_id for f in generals):
         tally.lost.append(f"the General group {run.general_id} is gone")
         if not generals:
             raise CheckFailed("there is no General group")
         run.general_id = generals[0].id
-    judge_flows(run.flows, run.general_id, flows, tally)
-    judge_messages(run.messages, messages, tally)
-    judge_user_list(run.users, listed, tally)
+    judge_flows(run.flows, run.general_id, seen.flows, tally)
+    judge_messages(run.messages, seen.messages, tally)
+    judge_user_list(run.users, seen.users, tally)
     users = [
         u for u in run.users.values() if u.status in (Status.PENDING, Status.LIVE, Status.ABSENT)
     ]
@@ -509,6 +550,24 @@ async def verify(run: Run, url: str) -> None:
     for writer in run.writers:
         writer.refresh()
     tally.acked_checked = tally.acked
+
+
+async def meet(run: Run, url: str) -> None:
+    """On a new server: register the checker and learn where "General" is."""
+    async with open_client(url) as client:
+        run.checker = checker = new_user(run, run.rng, "checker")
+        if not await register(client, checker, DOC, run):
+            raise CheckFailed("could not register the checker")
+        run.tally.acked += 1
+        generals = [f for f in await read_flows(client, checker) if f.title == GENERAL]
+        if not generals:
+            raise CheckFailed("a new server has no General group")
+        run.general_id = generals[0].id
+
+
+async def verify(run: Run, url: str) -> None:
+    """Read everything back and judge it."""
+    await judge(run, await read_back(run, url), url)
 
 
 # --- a run ------------------------------------------------------------------------------------
@@ -539,6 +598,11 @@ class Harness:
         if not self.options.quiet:
             print(text, flush=True)
 
+    def kill_now(self) -> None:
+        """SIGKILL whatever still runs: the last word of a run that ended in an error."""
+        if self.server is not None and self.server.process.returncode is None:
+            self.server.process.kill()
+
     async def start(self) -> ServerProcess:
         self.run.server_number += 1
         self.server = await start_server(self.server_options, self.run.server_number)
@@ -551,17 +615,8 @@ class Harness:
             self.run.tally.unexpected.append(f"{server.log_path.name}: {line}")
 
     async def main(self) -> None:
-        run = self.run
         server = await self.start()
-        async with open_client(server.url) as client:  # where "General" is
-            self.run.checker = checker = new_user(run, run.rng, "checker")
-            if not await register(client, checker, DOC, run):
-                raise CheckFailed("could not register the checker")
-            run.tally.acked += 1
-            generals = [f for f in await read_flows(client, checker) if f.title == GENERAL]
-            if not generals:
-                raise CheckFailed("a new server has no General group")
-            run.general_id = generals[0].id
+        await meet(self.run, server.url)
         try:
             for kill in range(1, self.options.kills + 1):
                 await self.round(kill)
@@ -611,171 +666,3 @@ class Harness:
             f"round {time.perf_counter() - started:.2f} s "
             f"(restart and check {time.perf_counter() - killed_at:.2f} s)"
         )
-
-
-# --- the command line -------------------------------------------------------------------------
-
-
-def parse(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.crash",
-        description="Kill the real server at random moments and check that every acknowledged "
-        "change survives and nothing unacknowledged shows up.",
-    )
-    parser.add_argument("--kills", type=int, default=60, help="rounds, one SIGKILL each (60)")
-    parser.add_argument(
-        "--power-loss",
-        action="store_true",
-        help="after each kill, cut every journal file to what its last fsync covered",
-    )
-    parser.add_argument(
-        "--torn-tails",
-        action="store_true",
-        help="with --power-loss: a random part of each unsynced tail survives (torn records)",
-    )
-    parser.add_argument(
-        "--broken-fsync",
-        action="store_true",
-        help="run a deliberately broken server whose fsync does nothing "
-        "(with --power-loss the test must fail)",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--writers", type=int, default=16, help="concurrent writers (16)")
-    parser.add_argument("--min-delay-ms", type=float, default=20.0, help="(20)")
-    parser.add_argument("--max-delay-ms", type=float, default=400.0, help="(400)")
-    parser.add_argument(
-        "--cheap-argon2", action="store_true", help="argon2's cheapest cost in the server"
-    )
-    parser.add_argument(
-        "--snapshot-interval",
-        type=float,
-        default=1.0,
-        help="the server's --snapshot-interval in seconds (1); below the ~0.5-1 s a server "
-        "lives between kills, kills also land during snapshots",
-    )
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="where data and logs go (default: a temp dir)"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the workdir even on success")
-    parser.add_argument("--json", type=Path, default=None, help="also write the counts here")
-    parser.add_argument("--quiet", action="store_true", help="only the summary")
-    args = parser.parse_args(argv)
-    if args.kills < 1 or args.writers < 1 or not 0 <= args.min_delay_ms <= args.max_delay_ms:
-        parser.error("need --kills >= 1, --writers >= 1 and 0 <= --min-delay-ms <= --max-delay-ms")
-    if not args.snapshot_interval > 0:
-        parser.error("--snapshot-interval must be positive")
-    if args.torn_tails and not args.power_loss:
-        parser.error("--torn-tails needs --power-loss")
-    return Options(
-        kills=args.kills,
-        power_loss=args.power_loss,
-        torn_tails=args.torn_tails,
-        broken_fsync=args.broken_fsync,
-        seed=secrets.randbits(32) if args.seed is None else args.seed,
-        writers=args.writers,
-        min_delay_ms=args.min_delay_ms,
-        max_delay_ms=args.max_delay_ms,
-        cheap_argon2=args.cheap_argon2,
-        snapshot_interval=args.snapshot_interval,
-        workdir=args.workdir,
-        keep=args.keep,
-        json_path=args.json,
-        quiet=args.quiet,
-    )
-
-
-def command_line(options: Options) -> str:
-    parts = [f"--kills {options.kills}", f"--seed {options.seed}"]
-    parts += [
-        f"--{name}"
-        for name in ("power-loss", "torn-tails", "broken-fsync", "cheap-argon2")
-        if getattr(options, name.replace("-", "_"))
-    ]
-    if options.writers != 16:
-        parts.append(f"--writers {options.writers}")
-    if options.snapshot_interval != 1.0:
-        parts.append(f"--snapshot-interval {options.snapshot_interval:g}")
-    return "python -m tests.crash " + " ".join(parts)
-
-
-def kinds(counts: Counter[str]) -> str:
-    return f" ({', '.join(f'{n} {kind}' for kind, n in counts.most_common())})" if counts else ""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    options = parse(argv)
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="morelia-crash-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    harness = Harness(options, workdir)
-    tally = harness.run.tally
-    harness.say(f"{command_line(options)}\nworkdir {workdir}")
-    started = time.perf_counter()
-    aborted: str | None = None
-    try:
-        trio.run(harness.main)
-    except* (ServerFailed, CheckFailed) as group:
-        aborted = "; ".join(str(exc) for exc in group.exceptions)
-    except* trio.TooSlowError as group:
-        aborted = f"a wait timed out: {group.exceptions[0]!r}"
-    finally:
-        if harness.server is not None and harness.server.process.returncode is None:
-            harness.server.process.kill()
-    elapsed = time.perf_counter() - started
-    failed = bool(tally.lost or tally.phantom or tally.unexpected or aborted)
-    summary = {
-        **{k: v for k, v in asdict(tally).items() if isinstance(v, int)},
-        "lost": len(tally.lost),
-        "phantom": len(tally.phantom),
-        "unexpected": len(tally.unexpected),
-        "aborted": aborted,
-        "seconds": round(elapsed, 2),
-        "seed": options.seed,
-        "passed": not failed,
-        "lost_kinds": dict(tally.lost_kinds),
-        "phantom_kinds": dict(tally.phantom_kinds),
-        "lost_details": tally.lost,
-        "phantom_details": tally.phantom,
-        "unexpected_details": tally.unexpected,
-    }
-    print(
-        f"\n{command_line(options)}\n"
-        f"kills:           {tally.kills}\n"
-        f"acked changes:   {tally.acked}, checked after a restart: {tally.acked_checked}\n"
-        f"item checks:     {tally.checked} acknowledged items judged over all restarts\n"
-        f"in flight:       {tally.in_flight} at the kills "
-        f"(then found: {tally.applied} wholly applied, {tally.not_applied} wholly absent)\n"
-        f"lost:            {len(tally.lost)}{kinds(tally.lost_kinds)}\n"
-        f"phantom:         {len(tally.phantom)}{kinds(tally.phantom_kinds)}\n"
-        f"unexpected:      {len(tally.unexpected)}\n"
-        f"torn tails cut:  {tally.torn_tails}\n"
-        + (
-            f"power loss:      {tally.bytes_dropped} journal bytes dropped\n"
-            if options.power_loss
-            else ""
-        )
-        + f"time:            {elapsed:.1f} s",
-        flush=True,
-    )
-    for title, items in (
-        ("LOST", tally.lost),
-        ("PHANTOM", tally.phantom),
-        ("UNEXPECTED", tally.unexpected),
-    ):
-        for item in items[:20]:
-            print(f"{title}: {item}")
-        if len(items) > 20:
-            print(f"{title}: ... and {len(items) - 20} more")
-    if aborted:
-        print(f"ABORTED: {aborted}")
-    if options.json_path is not None:
-        options.json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    if failed or options.keep or options.workdir is not None:
-        print(f"{'FAIL' if failed else 'PASS'} (data and server logs kept in {workdir})")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-        print("PASS")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -42,6 +42,10 @@ class Tally:
     lost: list[str] = field(default_factory=list)
     phantom: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)  # refusals, harness or server errors
+    diverged: list[str] = field(default_factory=list)  # servers sharing a stream that differ
+    wiped: int = 0  # servers sharing a stream restarted from an empty data directory
+    from_local: int = 0  # ... restarted from their own last snapshot
+    from_stream: int = 0  # ... started (or caught up) from the stream's snapshot
     torn_tails: int = 0  # torn journal tails the server cut at start-up (expected)
     bytes_dropped: int = 0  # journal bytes the simulated power losses dropped
 

@@ -36,6 +36,8 @@ class ServerOptions:
     broken_fsync: bool = False
     cheap_argon2: bool = False
     snapshot_interval: float = 1.0
+    event_log: str | None = None  # nats://HOST:PORT/STREAM: one node of several
+    event_log_keep: int | None = None
 
 
 @dataclass
@@ -98,6 +100,10 @@ async def start_server(options: ServerOptions, number: int) -> ServerProcess:
         str(options.snapshot_interval),
         "--no-limits",  # 16 writers from one address: a durability test, not an abuse test
     ]
+    if options.event_log is not None:
+        command += ["--event-log", options.event_log]
+    if options.event_log_keep is not None:
+        command += ["--event-log-keep", str(options.event_log_keep)]
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         process = await trio.lowlevel.open_process(
             command,

@@ -19,8 +19,8 @@ The arguments go to ``morelia_trio.cli.main`` unchanged. Hooks are chosen by env
     (say, when a test timeout kills the harness).
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": msgspec resolves the annotations of the Config
+# made inside install_cheap_argon2 in this module's globals, where Argon2Params is not.
 import os
 import signal
 import stat
