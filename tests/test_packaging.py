@@ -19,7 +19,7 @@ import sys
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -159,22 +159,28 @@ def test_the_tests_run_on_exactly_the_locked_versions() -> None:
         )
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class Serving:
     """A server started from a command line, stopped by a signal to its whole process group."""
 
-    def __init__(self, command: list[str], **options: object) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        preexec_fn: Callable[[], object] | None = None,
+        **options: object,
+    ) -> None:
+        def prepare() -> None:
+            # As from a terminal: a shell's background job starts with SIGINT ignored,
+            # which make would inherit, and then outlive its Ctrl-C.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if preexec_fn is not None:
+                preexec_fn()
+
         self.process = subprocess.Popen(
             command,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            # As from a terminal: a shell's background job starts with SIGINT ignored,
-            # which make would inherit, and then outlive its Ctrl-C.
-            preexec_fn=_default_sigint,
+            preexec_fn=prepare,
             **options,  # type: ignore[call-overload]
         )
         self.log: list[str] = []
