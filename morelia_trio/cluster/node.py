@@ -79,6 +79,7 @@ class SharedLog:
         self.failure: OSError | None = None
         self.connected = True
         self.lost_at = 0.0  # when the connection was lost (time.monotonic())
+        self.lost = trio.Event()  # set while the connection is lost
         self.node: Node | None = None
         self.observer: StorageObserver = Unobserved()
 
@@ -99,7 +100,7 @@ class SharedLog:
             yield (
                 "morelia_event_log_reads_waiting",
                 "Reads (and second checks) waiting to catch up with the stream's end",
-                len(node.reads) + sum(len(actions) for _, actions in node.caught_up),
+                len(node.reads) + sum(len(actions) for _, _, actions in node.caught_up),
             )
 
     @property
@@ -128,13 +129,18 @@ class Node:
         self.shared = shared
         self.name = secrets.token_hex(8)  # this run's: a restarted server has no pending calls
         self.numbers = 0
-        self.pending: dict[int, tuple[Job[Any], float]] = {}  # by number: the caller, deadline
-        self.expiring: set[int] = set()
+        # By number: the caller, and when (time.monotonic()) its deadline has surely passed.
+        self.pending: dict[int, tuple[Job[Any], float]] = {}
+        self.expiring: set[int] = set()  # past it: a barrier will tell whether it was stored
+        self.unknown: set[int] = set()  # past it, and the log away: asked again later
         self.outbox: list[Outgoing] = []
         self.incoming: collections.deque[Record] = collections.deque()
         self.refusals: list[tuple[int, str]] = []
         self.reads: list[Action] = []  # waiting for the next barrier
-        self.caught_up: collections.deque[tuple[int | None, list[Action]]] = collections.deque()
+        # (where the stream ended, when that was asked, the actions waiting for it)
+        self.caught_up: collections.deque[tuple[int | None, float, list[Action]]] = (
+            collections.deque()
+        )
         self.reads_waiting = trio.Event()
         self.wake: Callable[[], None] = lambda: None
         self.gap = False
@@ -150,9 +156,13 @@ class Node:
         self.wake()
 
     def connection(self, connected: bool) -> None:
-        if not connected and self.shared.connected:
-            self.shared.lost_at = time.monotonic()
-        self.shared.connected = connected
+        shared = self.shared
+        if not connected and shared.connected:
+            shared.lost_at = time.monotonic()
+            shared.lost.set()
+        elif connected and not shared.connected:
+            shared.lost = trio.Event()
+        shared.connected = connected
 
     # -- the owner's turn ---------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class Node:
         except Exception as exc:  # a bug made arguments it cannot encode (a 500)
             job.answer(outcome.Error(exc))
             return False
-        self.pending[number] = (job, deadline)
+        self.pending[number] = (job, time.monotonic() + self.patience + CLOCK_MARGIN)
         self.outbox.append(Outgoing(number, f"{self.name}.{number}", data, deadline))
         return False
 
@@ -279,11 +289,23 @@ class Node:
             publisher.publish(outcome.Value(change))
 
     def release_reads(self) -> None:
-        caught_up, seq = self.caught_up, self.state.seq
-        while caught_up and (caught_up[0][0] is None or caught_up[0][0] <= seq):
-            reached, actions = caught_up.popleft()
+        """Run what waited for the state to reach the stream's end, in order. An end the
+        records never bring this far (the log went away meanwhile, or waited out
+        ``patience``) lets its reads go on from this state."""
+        caught_up, seq, now = self.caught_up, self.state.seq, time.monotonic()
+        while caught_up:
+            reached, asked, actions = caught_up[0]
+            if reached is None:
+                ok = False
+            elif reached <= seq:
+                ok = True
+            elif self.shared.away or now - asked > self.patience:
+                ok = False
+            else:
+                break
+            caught_up.popleft()
             for action in actions:
-                action(reached is not None)
+                action(ok)
 
     def settle(self) -> None:
         """End of a turn: refusals answered, deadlines watched, the outbox sent."""
@@ -293,28 +315,40 @@ class Node:
                 log.warning("A change was not stored: %s", reason)
                 waiting[0].answer(outcome.Error(refused()))
         self.refusals.clear()
-        now = time.time()
-        for number, (_, deadline) in self.pending.items():
-            if deadline + CLOCK_MARGIN > now:
+        now = time.monotonic()
+        for number, (_, expired) in self.pending.items():
+            if expired > now:
                 break  # numbered in deadline order
             if number not in self.expiring:
                 self.expiring.add(number)
-                self.after_barrier(lambda _, number=number: self.expire(number))  # type: ignore[misc]
+                self.after_barrier(lambda ok, number=number: self.expire(number, ok))  # type: ignore[misc]
         if self.outbox:
             self.shared.batches += 1
             self.stream.publish(self.outbox)
             self.outbox = []
 
-    def expire(self, number: int) -> None:
-        """Read to the stream's end after a change's deadline: not there, never there."""
-        self.expiring.discard(number)
-        waiting = self.pending.pop(number, None)
-        if waiting is not None:
+    def expire(self, number: int, read_to_the_end: bool) -> None:
+        """After a change's deadline the stream was read to its end: not there, never there.
+        Without that read (the log is away) nobody knows: the caller waits for the log."""
+        waiting = self.pending.get(number)
+        if waiting is None:  # decided meanwhile
+            self.expiring.discard(number)
+        elif read_to_the_end:
+            del self.pending[number]
+            self.expiring.discard(number)
             waiting[0].answer(outcome.Error(refused()))
+        else:
+            self.unknown.add(number)
 
     async def load_snapshot(self) -> None:
-        """The stream was purged past this state: start again from its newest snapshot."""
-        newest = await self.stream.newest_snapshot()
+        """The stream was purged past this state: start again from its newest snapshot.
+        Every other job waits meanwhile; a failure to get it is tried again."""
+        try:
+            newest = await self.stream.newest_snapshot()
+        except Exception as exc:  # the log is flaky now: try again soon
+            log.warning("Could not read the event log's snapshot: %s", exc)
+            await trio.sleep(EXPIRY_CHECK)
+            return
         first = self.incoming[0].seq if self.incoming else None
         if newest is None or (first is not None and newest[0] + 1 < first):
             raise StorageFailed(
@@ -322,7 +356,8 @@ class Node:
                 "and holds no snapshot that covers them"
             )
         seq, data = newest
-        fresh = restore(decode(data, Path(f"{self.stream.address.snapshots}/{seq}")))
+        where = Path(f"{self.stream.address.snapshots}/{seq}")
+        fresh = await trio.to_thread.run_sync(_restored, data, where)
         vars(self.state).clear()
         vars(self.state).update(vars(fresh))
         self.gap = False
@@ -336,20 +371,44 @@ class Node:
             await self.reads_waiting.wait()
             self.reads_waiting = trio.Event()
             actions, self.reads = self.reads, []
-            reached: int | None = None  # the log is away: reads are served from this state
-            if not self.shared.away:
+            asked = time.monotonic()
+            reached = await self.stream_end()
+            self.caught_up.append((reached, asked, actions))
+            self.wake()
+
+    async def stream_end(self) -> int | None:
+        """Where the stream ends now; None once the log is away or after ``patience``
+        (reads are then served from this state)."""
+        reached: int | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def ask() -> None:
+                nonlocal reached
                 try:
                     with trio.fail_after(self.patience):
                         reached = (await self.stream.last_seq())[1]
                 except Exception as exc:
                     log.debug("No barrier: %s", exc)
-            self.caught_up.append((reached, actions))
-            self.wake()
+                nursery.cancel_scope.cancel()
+
+            async def give_up_once_away() -> None:
+                shared = self.shared
+                await shared.lost.wait()
+                await trio.sleep(max(0.0, shared.lost_at + RECONNECT_GRACE - time.monotonic()))
+                if shared.away:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(ask)
+            nursery.start_soon(give_up_once_away)
+        return reached
 
     async def watch_deadlines(self) -> None:
+        """Wake the owner now and then while anything waits on a clock."""
         while True:
             await trio.sleep(EXPIRY_CHECK)
-            if self.pending:
+            self.expiring -= self.unknown  # asked again, a barrier a turn
+            self.unknown.clear()
+            if self.pending or self.caught_up:
                 self.wake()
 
 
@@ -398,6 +457,10 @@ async def run_shared_store(
                     except trio.WouldBlock:
                         break
                 node.settle()
+
+
+def _restored(data: bytes, where: Path) -> State:
+    return restore(decode(data, where))
 
 
 def _nothing(state: State) -> None:

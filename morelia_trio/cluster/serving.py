@@ -74,7 +74,14 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
                 f"cannot use the event log {address.redacted}: {why}"
             ) from None
         check_identity(directory, address.stream, created)
-        state = await _starting_state(stream, directory)
+        try:
+            with trio.fail_after(START_WITHIN):
+                first, last = await stream.last_seq()
+        except trio.TooSlowError:
+            raise EventLogUnreachable(
+                f"cannot use the event log {address.redacted}: the stream does not answer"
+            ) from None
+        state = await _starting_state(stream, directory, first, last)
         shared = SharedLog(state)
         async with trio.open_nursery() as nursery:
             store, node = await nursery.start(
@@ -125,9 +132,8 @@ def _caught_up(state: State) -> int:
     return state.seq
 
 
-async def _starting_state(stream: SharedStream, directory: Path) -> State:
+async def _starting_state(stream: SharedStream, directory: Path, first: int, last: int) -> State:
     state, _ = await trio.to_thread.run_sync(recover, directory)
-    first, last = await stream.last_seq()
     if state.seq > last:
         raise EventLogMismatch(
             f"{directory} holds record {state.seq}, but the event log ends at record {last}: "

@@ -218,10 +218,18 @@ class SharedStream:
 
     async def _publish(self, outgoing: Outgoing) -> None:
         """Try until stored or past the deadline (a new stream leader may take a while)."""
-        assert self._js is not None
+        assert self._js is not None and self._nc is not None
         headers = {"Nats-Msg-Id": outgoing.msg_id}
         sent = False  # once a try may have reached the stream, only the deadline decides
         while True:
+            if not self._nc.is_connected:  # nats-py would hold it and send it on reconnecting
+                reason = "no connection"
+                if time.time() + RETRY_PAUSE > outgoing.deadline:
+                    if not sent:
+                        self.bridge.to_trio(self.listener.refused, outgoing.number, reason)
+                    return
+                await asyncio.sleep(RETRY_PAUSE)
+                continue
             try:
                 await self._js.publish(
                     self.address.subject,
@@ -273,6 +281,8 @@ class SharedStream:
         # catch-up), wait, so that the stream's flow control holds the rest back.
         while len(self._queue) >= MAX_QUEUED:
             self._room.clear()
+            if len(self._queue) < MAX_QUEUED:  # trio took them as the room was cleared
+                break
             await self._room.wait()
         metadata = msg.metadata
         self._queue.append(
@@ -286,7 +296,7 @@ class SharedStream:
         self._drain_asked = False  # before taking: a record queued from now asks again
         queue = self._queue
         batch = [queue.popleft() for _ in range(len(queue))]
-        if len(batch) >= MAX_QUEUED:  # the consumer may be waiting for room
+        if batch and not self._room.is_set():  # the consumer waits for room
             self.bridge.post(self._room.set)
         if batch:
             self.listener.records(batch)

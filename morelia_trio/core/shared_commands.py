@@ -73,6 +73,7 @@ def _proven(arg: object) -> object:
 _DECODERS: Final = {
     name: msgspec.msgpack.Decoder(_arguments_type(fn)) for name, fn in _BY_NAME.items()
 }
+_ARITY: Final = {fn: len(inspect.signature(fn).parameters) - 1 for fn in REPLICATED}
 _record_decoder: Final = msgspec.msgpack.Decoder(SharedCommand)
 _encoder: Final = msgspec.msgpack.Encoder()
 
@@ -81,6 +82,8 @@ def encode(
     origin: str, number: int, deadline: float, fn: Callable[..., object], args: tuple[object, ...]
 ) -> bytes:
     """The record of ``fn(state, *args)``, appended by ``origin`` as its ``number``th."""
+    if len(args) != _ARITY[fn]:  # the decoder wants them all: a record it would refuse
+        raise TypeError(f"{fn.__name__} takes {_ARITY[fn]} arguments after the state")
     raw = msgspec.Raw(_encoder.encode([_proven(arg) for arg in args]))
     return _encoder.encode(SharedCommand(origin, number, deadline, NAMES[fn], raw))
 
