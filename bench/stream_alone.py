@@ -51,7 +51,8 @@ class Measured(TypedDict):
 def record(origin: str, number: int) -> bytes:
     """What a server appends for one of the round trips' sends into General."""
     now = time.time()
-    args = (Credentials(1, "bench-token"), 1, MessageContent(text="hello from the benchmark"), now)
+    content = MessageContent(text="hello from the benchmark")
+    args = (Credentials(1, "bench-token"), 1, content, now, None)  # no quota: --no-limits
     return shared_commands.encode(origin, number, now + 5.0, commands.send_message, args)
 
 
