@@ -6,7 +6,7 @@ Each round: 16 writers (one WebSocket each, both dialects at random) register us
 messages to "General", edit and delete their own messages and add groups; 20-400 ms after they
 start, the server gets SIGKILL. With --power-loss every journal file is then cut to the size
 its last completed fsync covered. The server restarts on the same data directory and a checker
-reads everything back through the protocol; model.py judges it. See README.md beside this file.
+reads everything back through the protocol; model.py judges it.
 
 The writers and the checker serve nodes.py too (servers sharing a stream); cli.py is the
 command line of both.
