@@ -17,7 +17,8 @@ first check is checked again in the same way before the client hears the error.
 A change the stream may or may not have stored (a lost connection, a timeout) carries a
 deadline: a record stored after it is refused by every server. Past the deadline the owner
 reads the stream to its end; if the record is not there, it never will be, and the caller
-hears 503. Nothing half-happens.
+hears 503 (while the log is away nobody knows: the caller waits for it). Nothing
+half-happens.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import json
 import logging
 import secrets
 import time
@@ -39,13 +39,11 @@ import trio
 from ..core import shared_commands
 from ..core.errors import MoreliaError
 from ..core.events import Event
-from ..core.snapshot_format import Captured, decode, encode
-from ..core.state import State, apply, capture, restore
+from ..core.state import State, apply, capture
 from ..live import Publisher
-from ..persistence.files import write_atomic
 from ..persistence.port import Gauge, StorageFailed, StorageObserver, Unobserved, refused
 from ..store import QUEUE, Job, Store
-from .address import IDENTITY_NAME, EventLogMismatch
+from .directory import restored
 from .stream import Listener, Outgoing, Record, SharedStream
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ log = logging.getLogger(__name__)
 CLOCK_MARGIN: Final = 1.0  # how far the servers' and the stream's clocks may disagree
 EXPIRY_CHECK: Final = 0.25
 RECONNECT_GRACE: Final = 1.5  # seconds without the log before changes are refused at once
-LOCAL_SNAPSHOT: Final = "snapshot.msgpack"
 
 
 class LogAway(OSError):
@@ -357,7 +354,7 @@ class Node:
             )
         seq, data = newest
         where = Path(f"{self.stream.address.snapshots}/{seq}")
-        fresh = await trio.to_thread.run_sync(_restored, data, where)
+        fresh = await trio.to_thread.run_sync(restored, data, where)
         vars(self.state).clear()
         vars(self.state).update(vars(fresh))
         self.gap = False
@@ -459,46 +456,5 @@ async def run_shared_store(
                 node.settle()
 
 
-def _restored(data: bytes, where: Path) -> State:
-    return restore(decode(data, where))
-
-
 def _nothing(state: State) -> None:
     return None
-
-
-def check_identity(directory: Path, stream: str, created: float) -> None:
-    """A data directory serves one stream: refuse one whose snapshot is of another.
-
-    Raises:
-        EventLogMismatch: the directory holds the state of another stream (or of a local
-            journal), which this stream's records must not be applied to.
-    """
-    path = directory / IDENTITY_NAME
-    try:
-        known = json.loads(path.read_text())
-    except FileNotFoundError:
-        journals = [p.name for p in directory.iterdir() if p.name.startswith("journal-")]
-        if journals or (directory / LOCAL_SNAPSHOT).exists():
-            raise EventLogMismatch(
-                f"{directory} holds a server's own journal or snapshot: a server sharing "
-                f"the stream {stream} starts from an empty data directory"
-            ) from None
-        write_atomic(path, json.dumps({"stream": stream, "created": created}).encode())
-        return
-    if known.get("stream") != stream or known.get("created") != created:
-        raise EventLogMismatch(
-            f"{directory} holds the state of another stream than {stream} (or of the same "
-            "name, created again): start this server from an empty data directory"
-        )
-
-
-async def write_local_snapshot(captured: Captured, directory: Path) -> int:
-    """A snapshot in the data directory (no journal follows it: the stream does)."""
-
-    def write() -> int:
-        data = encode(captured, time.time(), journal_follows=False)
-        write_atomic(directory / LOCAL_SNAPSHOT, data)
-        return len(data)
-
-    return await trio.to_thread.run_sync(write)

@@ -21,13 +21,14 @@ from typing import Final
 import trio
 
 from ..config import Config
-from ..core.snapshot_format import Captured, decode, encode
-from ..core.state import State, capture, restore
+from ..core.snapshot_format import Captured, encode
+from ..core.state import State, capture
 from ..persistence.recovery import recover
 from ..store import Store
 from .address import EventLogMismatch, parse_event_log
 from .bridge import AsyncioThread
-from .node import SharedLog, check_identity, run_shared_store, write_local_snapshot
+from .directory import check_identity, restored, write_local_snapshot
+from .node import SharedLog, run_shared_store
 from .stream import Listener, SharedStream
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ async def _starting_state(stream: SharedStream, directory: Path, first: int, las
         if newest is not None and newest[0] >= state.seq:
             seq, data = newest
             where = Path(f"{stream.address.snapshots}/{seq}")  # names it in an error
-            state = await trio.to_thread.run_sync(_restored, data, where)
+            state = await trio.to_thread.run_sync(restored, data, where)
             log.info("Starting from the event log's snapshot at record %d", seq)
         first, last = await stream.last_seq()
     raise EventLogMismatch(
@@ -183,10 +184,6 @@ async def _snapshot_forever(
             continue
         kept = captured.seq
         log.info("Event log snapshot at record %d; %d records purged", kept, purged)
-
-
-def _restored(data: bytes, where: Path) -> State:
-    return restore(decode(data, where))
 
 
 def _encoded(captured: Captured) -> bytes:
