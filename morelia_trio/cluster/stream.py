@@ -242,10 +242,8 @@ class SharedStream:
                 reason = "the stream has no leader"  # nobody took it: surely not stored
             except nats.js.errors.APIError as exc:
                 reason = f"the stream refused it: {exc.description}"
-            except (TimeoutError, nats.errors.TimeoutError):
-                sent, reason = True, "no answer"
-            except nats.errors.Error as exc:
-                reason = f"no connection: {type(exc).__name__}"
+            except (TimeoutError, nats.errors.Error) as exc:  # it may have left: who knows
+                sent, reason = True, f"no answer: {type(exc).__name__}"
             if time.time() + RETRY_PAUSE > outgoing.deadline:
                 if not sent:  # no try reached it: refused now, not at the deadline
                     self.bridge.to_trio(self.listener.refused, outgoing.number, reason)
