@@ -21,7 +21,7 @@ from .handlers import Context
 from .listener import Listener
 from .persistence.local import final_snapshot, open_local
 from .persistence.lock import DirectoryLock
-from .persistence.snapshots import snapshot_forever
+from .persistence.snapshots import orderly_stop, snapshot_forever
 from .proxies import TrustedProxies, parse_networks
 from .store import Store, run_store
 from .tls import Certificates
@@ -104,7 +104,7 @@ async def _serve_locked(
                 )
             await _serve_with(store, config, tls, nursery, task_status)
     except BaseException as exc:
-        orderly = _is_shutdown(exc)
+        orderly = orderly_stop(exc)
         raise
     finally:
         await final_snapshot(event_log, state, orderly)  # every task has exited
@@ -175,11 +175,3 @@ async def _listen(nursery: trio.Nursery, listener: Listener, host: str, port: in
     except OSError as exc:  # say which address: "Address already in use" alone does not
         raise OSError(exc.errno, f"{host} port {port}: {exc.strerror or exc}") from exc
     return bound
-
-
-def _is_shutdown(exc: BaseException) -> bool:
-    """Cancellation or Ctrl-C is an orderly stop; anything else is a crash."""
-    stops = (trio.Cancelled, KeyboardInterrupt, SystemExit)
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(stops)[1] is None
-    return isinstance(exc, stops)

@@ -13,17 +13,20 @@ Its log goes to a file in its directory, whose tail a failure to start quotes.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import pytest
 import trio
 
 from tests.test_packaging import tool
+
+T = TypeVar("T")
 
 READY_WITHIN: Final = 20.0  # seconds for a server (or a whole cluster) to report healthy
 STOP_WITHIN: Final = 10.0  # seconds for SIGTERM to end it, then it is killed
@@ -31,6 +34,11 @@ POLL_EVERY: Final = 0.01
 LOG_TAIL_LINES: Final = 20
 PORT_ATTEMPTS: Final = 3
 CLUSTER_SIZE: Final = 3  # the fewest servers an R3 stream needs, and it outlives one loss
+
+
+async def in_asyncio(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a nats-py coroutine (asyncio) to its end from trio, in a thread with its own loop."""
+    return await trio.to_thread.run_sync(asyncio.run, coroutine)
 
 
 class NatsServerFailed(Exception):

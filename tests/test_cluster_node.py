@@ -23,7 +23,7 @@ class PlayedStream:
     """Holds what is appended; delivers it, or not, and says where it ends, as told."""
 
     def __init__(self) -> None:
-        self.listener = Listener(lambda _: None, lambda *_: None, lambda _: None)
+        self.listener = Listener()
         self.appended: list[Outgoing] = []
         self.end = 0  # what last_seq answers
         self.answers = trio.Event()  # last_seq waits for it to be set

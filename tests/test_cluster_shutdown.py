@@ -13,7 +13,7 @@ class QuietStream:
     """What the owner needs of a stream, holding nothing: records come only when a test says."""
 
     def __init__(self) -> None:
-        self.listener = Listener(lambda _: None, lambda *_: None, lambda _: None)
+        self.listener = Listener()
 
     async def follow(self, start: int) -> None:
         return None

@@ -21,7 +21,7 @@ async def two_servers(
     """Two servers' connections to one stream (on one asyncio thread, so that one's
     coroutines may await the other's)."""
     address = parse_event_log(f"{nats_server.url}/SNAPSHOTS")
-    ignore = Listener(lambda _: None, lambda *_: None, lambda _: None)
+    ignore = Listener()
     bridge = AsyncioThread("event-log")
     bridge.start()
     streams = [

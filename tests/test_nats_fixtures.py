@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -21,18 +21,19 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 import tests.test_packaging
-from tests.nats import NatsCluster, NatsServer, NatsServerFailed, nats_server_binary
+from tests.nats import (
+    NatsCluster,
+    NatsServer,
+    NatsServerFailed,
+    in_asyncio,
+    nats_server_binary,
+)
 
 T = TypeVar("T")
 STREAM = "EVENTS"
 SUBJECT = "events.test"
 # After a server is lost, how long its stream may take to elect a leader among the others.
 FAILOVER_WITHIN = 20.0
-
-
-async def in_asyncio(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a nats-py coroutine to its end, in a thread with its own asyncio loop."""
-    return await trio.to_thread.run_sync(asyncio.run, coroutine)
 
 
 async def with_jetstream(

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Final
 
 import trio
 
-from ..core.snapshot_format import Captured, decode, encode
+from ..core.journal_format import journal_files
+from ..core.snapshot_format import SNAPSHOT_NAME, Captured, decode, encode
 from ..core.state import State, restore
 from ..persistence.files import write_atomic
 from .address import IDENTITY_NAME, EventLogMismatch
-
-LOCAL_SNAPSHOT: Final = "snapshot.msgpack"
 
 
 def restored(data: bytes, where: Path) -> State:
@@ -38,8 +36,7 @@ def check_identity(directory: Path, stream: str, created: float) -> None:
     try:
         known = json.loads(path.read_text())
     except FileNotFoundError:
-        journals = [p.name for p in directory.iterdir() if p.name.startswith("journal-")]
-        if journals or (directory / LOCAL_SNAPSHOT).exists():
+        if journal_files(directory) or (directory / SNAPSHOT_NAME).exists():
             raise EventLogMismatch(
                 f"{directory} holds a server's own journal or snapshot: a server sharing "
                 f"the stream {stream} starts from an empty data directory"
@@ -53,12 +50,13 @@ def check_identity(directory: Path, stream: str, created: float) -> None:
         )
 
 
-async def write_local_snapshot(captured: Captured, directory: Path) -> int:
-    """A snapshot in the data directory (no journal follows it: the stream does)."""
+async def write_local_snapshot(captured: Captured, directory: Path) -> bytes:
+    """A snapshot in the data directory (no journal follows it: the stream does); its bytes,
+    which the stream's bucket may keep too."""
 
-    def write() -> int:
+    def write() -> bytes:
         data = encode(captured, time.time(), journal_follows=False)
-        write_atomic(directory / LOCAL_SNAPSHOT, data)
-        return len(data)
+        write_atomic(directory / SNAPSHOT_NAME, data)
+        return data
 
     return await trio.to_thread.run_sync(write)

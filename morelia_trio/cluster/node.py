@@ -250,11 +250,12 @@ class Node:
             state.seq = record.seq
             return
         result: outcome.Outcome[Any]
+        event = None
         if record.stored_at > command.deadline:
             result = outcome.Error(refused())
         else:
             try:
-                decided = fn(state, *args)
+                decided = fn(state, *args)  # before seq moves on: bootstrap looks at it
             except MoreliaError as exc:
                 result = outcome.Error(exc)
             except Exception as exc:  # the same bug on every server: nothing changed
@@ -263,13 +264,13 @@ class Node:
             else:
                 result = outcome.Value(decided)
                 if isinstance(decided, Event):
-                    apply(state, decided)  # type: ignore[arg-type]
+                    event = decided
+                    apply(state, event)  # type: ignore[arg-type]
                     self.store.commands += 1
-                    state.seq = record.seq
-                    publisher = self.store.publisher
-                    if publisher.count:
-                        self.announce(publisher, decided, record.seq)
         state.seq = record.seq
+        publisher = self.store.publisher
+        if event is not None and publisher.count:
+            self.announce(publisher, event, record.seq)
         if command.origin == self.name:
             waiting = self.pending.pop(command.number, None)
             if waiting is not None:

@@ -21,9 +21,10 @@ from typing import Final
 import trio
 
 from ..config import Config
-from ..core.snapshot_format import Captured, encode
+from ..core.snapshot_format import Captured
 from ..core.state import State, capture
 from ..persistence.recovery import recover
+from ..persistence.snapshots import orderly_stop, snapshot_forever
 from ..store import Store
 from .address import EventLogMismatch, parse_event_log
 from .bridge import AsyncioThread
@@ -57,7 +58,7 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
     stream = SharedStream(
         address,
         bridge,
-        Listener(lambda _: None, lambda *_: None, lambda _: None),
+        Listener(),
         replicas=config.event_log_replicas,
         credentials=None
         if config.event_log_credentials is None
@@ -89,21 +90,17 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
                 run_shared_store, state, stream, shared, config.event_log_timeout
             )
             orderly = True
-            await store.call(_caught_up)
+            await store.call(caught_up)
             log.info("Serving the stream %s from record %d", address.redacted, state.seq)
             if math.isfinite(config.snapshot_interval):
+                keeper = SharedSnapshots(shared, stream, directory, config.event_log_keep)
                 nursery.start_soon(
-                    _snapshot_forever,
-                    store,
-                    stream,
-                    directory,
-                    config.snapshot_interval,
-                    config.event_log_keep,
+                    snapshot_forever, store.capture, keeper, config.snapshot_interval
                 )
             try:
                 yield store
             except BaseException as exc:
-                orderly = _is_shutdown(exc)
+                orderly = orderly_stop(exc)
                 raise
             finally:
                 nursery.cancel_scope.cancel()
@@ -120,15 +117,7 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
             await trio.to_thread.run_sync(bridge.close)
 
 
-def _is_shutdown(exc: BaseException) -> bool:
-    """Cancellation or Ctrl-C is an orderly stop; anything else is a crash."""
-    stops = (trio.Cancelled, KeyboardInterrupt, SystemExit)
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(stops)[1] is None
-    return isinstance(exc, stops)
-
-
-def _caught_up(state: State) -> int:
+def caught_up(state: State) -> int:
     """A read: answered once this server has applied every record stored before it."""
     return state.seq
 
@@ -158,42 +147,43 @@ async def _starting_state(stream: SharedStream, directory: Path, first: int, las
     )
 
 
-async def _snapshot_forever(
-    store: Store, stream: SharedStream, directory: Path, interval: float, keep: int
-) -> None:
-    """A local snapshot every ``interval`` while anything changed; the stream's own once
-    ``keep`` records follow the last one kept there."""
-    last = kept = store.event_log.appended
-    while True:
-        await trio.sleep(interval)
-        if store.event_log.appended == last:
-            continue
-        captured = await store.capture()
+class SharedSnapshots:
+    """What ``snapshot_forever`` keeps for a server sharing a stream: each snapshot in the
+    data directory, and, once ``every`` records follow the last one kept in the stream's
+    bucket, the same bytes there too, after which the records they cover are purged."""
+
+    def __init__(
+        self, shared: SharedLog, stream: SharedStream, directory: Path, every: int
+    ) -> None:
+        self.shared = shared
+        self.stream = stream
+        self.directory = directory
+        self.every = every
+        self.kept = shared.appended  # the bucket's newest that this server knows of
+
+    @property
+    def appended(self) -> int:
+        return self.shared.appended
+
+    async def keep(self, capture: Captured) -> None:
+        started = time.perf_counter()
+        data = await write_local_snapshot(capture, self.directory)
+        self.shared.observer.snapshot_written(time.perf_counter() - started, len(data))
+        if capture.seq - self.kept < self.every:
+            return
         try:
-            await write_local_snapshot(captured, directory)
-        except OSError as exc:  # the stream holds every change: nothing is lost
-            log.error("Snapshot at record %d failed: %s", captured.seq, exc)
-        last = captured.seq
-        if captured.seq - kept < keep:
-            continue
-        try:
-            data = await trio.to_thread.run_sync(_encoded, captured)
-            purged = await stream.keep_snapshot(captured.seq, data)
+            purged = await self.stream.keep_snapshot(capture.seq, data)
         except Exception as exc:  # the stream keeps its records: try again later
-            log.error("Snapshot at record %d not kept in the event log: %s", captured.seq, exc)
-            continue
-        kept = captured.seq
-        log.info("Event log snapshot at record %d; %d records purged", kept, purged)
-
-
-def _encoded(captured: Captured) -> bytes:
-    return encode(captured, time.time(), journal_follows=False)
+            log.error("Snapshot at record %d not kept in the event log: %s", capture.seq, exc)
+            return
+        self.kept = capture.seq
+        log.info("Event log snapshot at record %d; %d records purged", capture.seq, purged)
 
 
 async def _final_snapshot(state: State, directory: Path) -> None:
     try:
-        size = await write_local_snapshot(capture(state), directory)
+        data = await write_local_snapshot(capture(state), directory)
     except OSError as exc:
         log.error("Final snapshot at record %d failed: %s", state.seq, exc)
     else:
-        log.info("Final snapshot written at record %d (%d bytes)", state.seq, size)
+        log.info("Final snapshot written at record %d (%d bytes)", state.seq, len(data))

@@ -69,14 +69,18 @@ class Outgoing:
         self.deadline = deadline
 
 
+def _nobody(*_: object) -> None:
+    return None
+
+
 class Listener:
-    """What the stream tells trio (each called on the trio thread)."""
+    """What the stream tells trio (each called on the trio thread); by default, nobody."""
 
     def __init__(
         self,
-        records: Callable[[list[Record]], None],
-        refused: Callable[[int, str], None],
-        connection: Callable[[bool], None],
+        records: Callable[[list[Record]], None] = _nobody,
+        refused: Callable[[int, str], None] = _nobody,
+        connection: Callable[[bool], None] = _nobody,
     ) -> None:
         self.records = records  # new records, in stream order
         self.refused = refused  # a record the stream surely did not store, and why

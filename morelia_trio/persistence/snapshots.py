@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
@@ -19,7 +20,6 @@ from ..core.errors import ServiceUnavailable
 from ..core.journal_format import journal_files
 from ..core.snapshot_format import SNAPSHOT_NAME, Captured, Stored, decode, encode
 from .files import write_atomic
-from .port import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,34 @@ def remove_covered_journals(directory: Path, seq: int) -> None:
             path.unlink(missing_ok=True)
 
 
+class Keeper(Protocol):
+    """Where snapshots go: the local files, or a server sharing a stream (``cluster``)."""
+
+    @property
+    def appended(self) -> int:
+        """The last record the state holds (or will, once durable)."""
+        ...
+
+    async def keep(self, capture: Captured) -> None:
+        """Store a snapshot of ``capture``.
+
+        Raises:
+            OSError: it could not be stored (every change is still in the log).
+        """
+        ...
+
+
+def orderly_stop(exc: BaseException) -> bool:
+    """Cancellation or Ctrl-C is an orderly stop, after which a final snapshot is safe;
+    anything else is a crash (or a bug, which may have left the state half changed)."""
+    stops = (trio.Cancelled, KeyboardInterrupt, SystemExit)
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(stops)[1] is None
+    return isinstance(exc, stops)
+
+
 async def snapshot_forever(
-    capture: Callable[[], Awaitable[Captured]], event_log: EventLog, interval: float
+    capture: Callable[[], Awaitable[Captured]], event_log: Keeper, interval: float
 ) -> None:
     """Snapshot every ``interval`` seconds while anything has changed."""
     last = event_log.appended

@@ -180,6 +180,16 @@ class Run:
     server_number: int = 0
     logins: itertools.count[int] = field(default_factory=itertools.count)
 
+    @classmethod
+    def new(cls, options: Options) -> Run:
+        """A run with its writers, each with a random source of its own from the seed."""
+        run = cls(options, random.Random(options.seed))
+        run.writers = [
+            Writer(index, random.Random(f"{options.seed}/{index}"))
+            for index in range(options.writers)
+        ]
+        return run
+
     def refused(self, what: str, reply: Frame) -> None:
         """An error reply: never expected here. Its change is left in flight (the run fails)."""
         self.tally.unexpected.append(f"{what} was refused: {reply['errors']}")
@@ -362,43 +372,39 @@ async def prepare_accounts(run: Run, url: str) -> None:
 # --- the checker ------------------------------------------------------------------------------
 
 
-async def read_flows(client: Client, checker: UserModel) -> list[SeenFlow]:
-    """Every flow, in the document dialect, a page of at most 1000 at a time."""
+async def read_pages(client: Client, checker: UserModel, type_: str, key: str) -> list[Frame]:
+    """Every item ``type_`` lists (all_flow, all_messages), in the document dialect, a page of
+    at most 1000 at a time, each once (by id)."""
     since = 0.0
-    found: dict[int, SeenFlow] = {}
+    found: dict[int, Frame] = {}
     for _ in range(MAX_PAGES):
-        reply = await call(
-            client, frame("all_flow", {"user": me(DOC, checker), "time": since}, DOC)
-        )
+        reply = await call(client, frame(type_, {"user": me(DOC, checker), "time": since}, DOC))
         code = code_of(reply)
         if code not in (200, 206):
-            raise CheckFailed(f"all_flow from {since} failed: {reply['errors']}")
-        page = reply["data"]["flow"]
-        for f in page:
-            found[f["id"]] = SeenFlow(f["id"], f["type"], f["title"], f["info"], f["owner"])
+            raise CheckFailed(f"{type_} from {since} failed: {reply['errors']}")
+        page = reply["data"][key]
+        found.update((item["id"], item) for item in page)
         if code == 200:
             return list(found.values())
         if not page or page[-1]["time"] <= since:
-            raise CheckFailed(f"all_flow from {since} said 206 but did not move on")
+            raise CheckFailed(f"{type_} from {since} said 206 but did not move on")
         since = page[-1]["time"]
-    raise CheckFailed(f"all_flow needed more than {MAX_PAGES} pages")
+    raise CheckFailed(f"{type_} needed more than {MAX_PAGES} pages")
+
+
+async def read_flows(client: Client, checker: UserModel) -> list[SeenFlow]:
+    return [
+        SeenFlow(f["id"], f["type"], f["title"], f["info"], f["owner"])
+        for f in await read_pages(client, checker, "all_flow", "flow")
+    ]
 
 
 async def read_messages(client: Client, checker: UserModel) -> list[SeenMessage]:
-    """Every message, in the document dialect, a page of at most 1000 at a time."""
-    since = 0.0
-    found: dict[int, SeenMessage] = {}
-    for _ in range(MAX_PAGES):
-        reply = await call(
-            client, frame("all_messages", {"user": me(DOC, checker), "time": since}, DOC)
-        )
-        code = code_of(reply)
-        if code not in (200, 206):
-            raise CheckFailed(f"all_messages from {since} failed: {reply['errors']}")
-        page = reply["data"]["message"]
-        for m in page:
-            edited = m["edited_message"]
-            found[m["id"]] = SeenMessage(
+    messages = []
+    for m in await read_pages(client, checker, "all_messages", "message"):
+        edited = m["edited_message"]
+        messages.append(
+            SeenMessage(
                 id=m["id"],
                 text=m["text"],
                 author=m["from_user"]["id"],
@@ -406,12 +412,8 @@ async def read_messages(client: Client, checker: UserModel) -> list[SeenMessage]
                 client_id=m["client_id"],
                 edited=edited is not None and edited["status"] is True,
             )
-        if code == 200:
-            return list(found.values())
-        if not page or page[-1]["time"] <= since:
-            raise CheckFailed(f"all_messages from {since} said 206 but did not move on")
-        since = page[-1]["time"]
-    raise CheckFailed(f"all_messages needed more than {MAX_PAGES} pages")
+        )
+    return messages
 
 
 async def read_users(client: Client, checker: UserModel) -> list[SeenUser]:
@@ -576,11 +578,7 @@ async def verify(run: Run, url: str) -> None:
 class Harness:
     def __init__(self, options: Options, workdir: Path) -> None:
         self.options = options
-        self.run = Run(options, random.Random(options.seed))
-        self.run.writers = [
-            Writer(index, random.Random(f"{options.seed}/{index}"))
-            for index in range(options.writers)
-        ]
+        self.run = Run.new(options)
         self.server_options = ServerOptions(
             data_dir=workdir / "data",
             logs=workdir / "logs",

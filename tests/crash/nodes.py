@@ -96,11 +96,7 @@ class Member:
 class NodesHarness:
     def __init__(self, options: Options, workdir: Path) -> None:
         self.options = options
-        self.run = Run(options, random.Random(options.seed))
-        self.run.writers = [
-            Writer(index, random.Random(f"{options.seed}/{index}"))
-            for index in range(options.writers)
-        ]
+        self.run = Run.new(options)
         self.wipes = wipes(options.seed)
         self.nats = NatsServer(nats_server_binary(options), workdir / "nats")
         self.members = [
