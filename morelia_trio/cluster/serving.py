@@ -86,9 +86,14 @@ async def shared_store(config: Config) -> AsyncIterator[Store]:
         state = await _starting_state(stream, directory, first, last)
         shared = SharedLog(state)
         async with trio.open_nursery() as nursery:
-            store, node = await nursery.start(
-                run_shared_store, state, stream, shared, config.event_log_timeout
-            )
+            try:
+                store, node = await nursery.start(
+                    run_shared_store, state, stream, shared, config.event_log_timeout
+                )
+            except Exception as exc:  # the consumer could not be set up
+                raise EventLogUnreachable(
+                    f"cannot follow the event log {address.redacted}: {type(exc).__name__}"
+                ) from None
             orderly = True
             await store.call(caught_up)
             log.info("Serving the stream %s from record %d", address.redacted, state.seq)

@@ -42,6 +42,7 @@ RETRY_PAUSE: Final = 0.1
 DUPLICATE_WINDOW: Final = 120.0  # JetStream's default: a retry inside it is stored once
 API_TIMEOUT: Final = 5.0
 MAX_QUEUED: Final = 10_000  # records read but not yet taken by trio
+FOLLOW_WITHIN: Final = 30.0  # seconds to set up the consumer at start-up, then give up
 HEARTBEAT: Final = 0.5  # an ordered consumer lost with its server is noticed within 1 s
 DOWNLOAD_CHECK: Final = 1.0  # seconds between checks that a snapshot downloading is still kept
 
@@ -266,17 +267,25 @@ class SharedStream:
 
     async def _follow(self, start: int) -> None:
         assert self._js is not None
-        await self._js.subscribe(
-            self.address.subject,
-            cb=self._received,
-            ordered_consumer=True,
-            idle_heartbeat=HEARTBEAT,  # two missed: the consumer is made again
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
-            ),
-            pending_msgs_limit=1_000_000,
-            pending_bytes_limit=1 << 30,
-        )
+        give_up = time.monotonic() + FOLLOW_WITHIN
+        while True:  # a stream just created may still be electing its leader
+            try:
+                await self._js.subscribe(
+                    self.address.subject,
+                    cb=self._received,
+                    ordered_consumer=True,
+                    idle_heartbeat=HEARTBEAT,  # two missed: the consumer is made again
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+                    ),
+                    pending_msgs_limit=1_000_000,
+                    pending_bytes_limit=1 << 30,
+                )
+                return
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                if time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def _received(self, msg: Msg) -> None:
         # nats-py awaits this before the next record: while trio is behind (a long
